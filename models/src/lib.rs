@@ -1,0 +1,14 @@
+//! klynge-models owns the firm profile type, its validation, and the pure
+//! computation of matchmaking: text vectors, embeddings, latent clusters,
+//! value-chain complementarity, partner scoring and network assembly. It knows
+//! nothing of HTTP, tantivy or Redis, so every model can be tested and
+//! benchmarked on plain data.
+
+pub mod firm;
+pub mod nace;
+
+pub use firm::{
+    FieldError, Firm, GeoPoint, Kind, SizeClass, TextLanguage, check_id, validate_profile,
+};
+pub mod collaboration;
+pub use collaboration::{Collaboration, validate_collaboration};

@@ -1,0 +1,48 @@
+//! Liveness, readiness and Prometheus metrics. Readiness reports the cache state
+//! but never fails on it: a missing Redis slows the service, it does not stop it.
+
+use actix_web::{HttpResponse, web};
+use serde_json::json;
+
+use crate::api::blocking;
+use crate::app::AppState;
+use crate::error::ApiError;
+
+#[utoipa::path(get, path = "/health/live", tag = "health", responses((status = 200)))]
+pub async fn live() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "live" }))
+}
+
+#[utoipa::path(get, path = "/health/ready", tag = "health", responses((status = 200), (status = 503)))]
+pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let engine = state.engine.clone();
+    let (firms, generation) =
+        blocking(move || Ok((engine.index().num_firms()?, engine.index().generation()))).await?;
+    let cache_state = state.cache.state().await;
+    let model = state.engine.model_info();
+    Ok(HttpResponse::Ok().json(json!({
+        "status": "ready",
+        "index": { "firms": firms, "generation": generation },
+        "model": model,
+        "cache": { "backend": state.cache.backend_name(), "state": cache_state },
+    })))
+}
+
+#[utoipa::path(get, path = "/metrics", tag = "health", responses((status = 200, description = "Prometheus text format")))]
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let engine = state.engine.clone();
+    if let Ok(Ok((bytes, firms))) = tokio::task::spawn_blocking(move || {
+        Ok::<_, ApiError>((
+            engine.index().size_on_disk(),
+            engine.index().num_firms().unwrap_or(0),
+        ))
+    })
+    .await
+    {
+        metrics::gauge!("klynge_index_size_bytes").set(bytes as f64);
+        metrics::gauge!("klynge_index_firms").set(firms as f64);
+    }
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(crate::telemetry::prometheus().render())
+}

@@ -1,0 +1,111 @@
+//! `Application::build`: the one way to assemble the service, shared by `main`
+//! and the integration tests (which bind port 0 and get the real thing).
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_cors::Cors;
+use actix_web::dev::Server;
+use actix_web::{App, HttpServer, web};
+use klynge_index::FirmIndex;
+
+use crate::api;
+use crate::cache::Cache;
+use crate::engine::Engine;
+use crate::error::ApiError;
+use crate::settings::Settings;
+
+/// Shared by every worker.
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub engine: Arc<Engine>,
+    pub cache: Cache,
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let index = FirmIndex::open(&settings.data.dir.join("index"))?;
+        let engine = Arc::new(Engine::new(Arc::new(index)));
+        if settings.server.demo {
+            let engine = engine.clone();
+            let loaded =
+                tokio::task::spawn_blocking(move || crate::demo::load_if_empty(&engine)).await??;
+            if loaded > 0 {
+                tracing::info!(profiles = loaded, "loaded the demo catalogue");
+            }
+        }
+        let cache = Cache::connect(&settings.cache).await;
+        let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
+            .map_err(|error| {
+                anyhow::anyhow!(
+                    "cannot listen on {}:{}: {error}",
+                    settings.server.host,
+                    settings.server.port
+                )
+            })?;
+        let port = listener.local_addr()?.port();
+        let settings = Arc::new(settings);
+        crate::telemetry::prometheus();
+        let state = web::Data::new(AppState {
+            settings: settings.clone(),
+            engine,
+            cache,
+        });
+        let workers = match settings.server.workers {
+            0 => std::thread::available_parallelism()
+                .map(usize::from)
+                .unwrap_or(2),
+            n => n,
+        };
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .app_data(web::QueryConfig::default().error_handler(|error, _| {
+                    ApiError::bad_request("bad_query", format!("invalid query string: {error}"))
+                        .into()
+                }))
+                .app_data(web::PathConfig::default().error_handler(|error, _| {
+                    ApiError::bad_request("bad_path", format!("invalid path: {error}")).into()
+                }))
+                .wrap(cors(&state.settings.server.cors_origins))
+                .wrap(actix_web::middleware::from_fn(api::observe))
+                .configure(api::routes)
+                .default_service(web::to(api::not_found))
+        })
+        .workers(workers)
+        .listen(listener)?
+        .run();
+        Ok(Application { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+fn cors(origins: &[String]) -> Cors {
+    let base = Cors::default()
+        .allowed_methods(["GET", "POST", "PUT", "DELETE", "OPTIONS"])
+        .allowed_headers([
+            actix_web::http::header::AUTHORIZATION,
+            actix_web::http::header::CONTENT_TYPE,
+            actix_web::http::header::ACCEPT,
+        ])
+        .expose_headers(["x-request-id", "x-cache"])
+        .max_age(3600);
+    if origins.iter().any(|origin| origin == "*") {
+        return base.allow_any_origin();
+    }
+    origins
+        .iter()
+        .fold(base, |cors, origin| cors.allowed_origin(origin))
+}

@@ -1,0 +1,219 @@
+//! The command line: `serve`, `ingest`, `search` and the batch commands. Every
+//! command builds the same `Settings` (flags override file and environment) and
+//! prints one clear message on failure.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use klynge_index::{FirmIndex, SearchRequest};
+
+use crate::engine::Engine;
+use crate::ingest::{self, Format};
+use crate::settings::{Settings, SettingsSources};
+
+#[derive(Parser)]
+#[command(
+    name = "klynge",
+    version,
+    about = "Matchmaking for business clusters: partner shortlists and value-chain networks"
+)]
+struct Cli {
+    /// Settings file (TOML); defaults to ./klynge.toml when present.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct DataDir {
+    /// Directory holding the index and model files.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP service.
+    Serve {
+        #[arg(long)]
+        port: Option<u16>,
+        #[arg(long)]
+        host: Option<String>,
+        #[command(flatten)]
+        data: DataDir,
+        /// Load the shipped demo catalogue when the index is empty.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Load profiles from JSON, NDJSON or CSV files (optionally .gz) straight into the
+    /// data directory; the service must not be running on it.
+    Ingest {
+        #[command(flatten)]
+        data: DataDir,
+        /// Files to load; the format comes from the extension.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Full-text search of the index in the data directory.
+    Search {
+        #[command(flatten)]
+        data: DataDir,
+        query: String,
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_settings(
+    config: Option<PathBuf>,
+    overrides: Vec<(&str, Option<String>)>,
+) -> anyhow::Result<Settings> {
+    let sources = SettingsSources {
+        file: config,
+        overrides: overrides
+            .into_iter()
+            .filter_map(|(key, value)| Some((key.to_string(), value?)))
+            .collect(),
+    };
+    Ok(Settings::load(&sources)?)
+}
+
+fn data_override(data: &DataDir) -> (&'static str, Option<String>) {
+    (
+        "data.dir",
+        data.data_dir.as_ref().map(|dir| dir.display().to_string()),
+    )
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve {
+            port,
+            host,
+            data,
+            demo,
+        } => {
+            let settings = load_settings(
+                cli.config,
+                vec![
+                    ("server.port", port.map(|port| port.to_string())),
+                    ("server.host", host),
+                    data_override(&data),
+                    ("server.demo", demo.then(|| "true".to_string())),
+                ],
+            )?;
+            crate::telemetry::init_logging(&settings.log);
+            actix_web::rt::System::new().block_on(async move {
+                let app = crate::app::Application::build(settings).await?;
+                tracing::info!(port = app.port(), "klynge is listening");
+                app.run_until_stopped().await?;
+                Ok(())
+            })
+        }
+        Command::Ingest { data, files } => {
+            let settings = load_settings(cli.config, vec![data_override(&data)])?;
+            crate::telemetry::init_logging(&settings.log);
+            ingest_files(&settings, &files)
+        }
+        Command::Search { data, query, limit } => {
+            let settings = load_settings(cli.config, vec![data_override(&data)])?;
+            let index = FirmIndex::open(&settings.data.dir.join("index"))?;
+            let page = index.search(&SearchRequest {
+                query: Some(query),
+                limit: limit.clamp(1, 100),
+                ..Default::default()
+            })?;
+            println!("{} firms match", page.total);
+            for hit in page.hits {
+                let firm = &hit.firm.firm;
+                println!(
+                    "{:>7.2}  {:<24} {} ({}, {})",
+                    hit.score,
+                    firm.id,
+                    firm.name,
+                    firm.kind.as_str(),
+                    firm.country.as_deref().unwrap_or("-")
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Reads a file, un-gzipping `.gz`.
+pub fn read_input(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    let bytes = std::fs::read(path)
+        .map_err(|error| anyhow::anyhow!("cannot read {}: {error}", path.display()))?;
+    if path.extension().is_some_and(|extension| extension == "gz") {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(bytes.as_slice()).read_to_end(&mut out)?;
+        return Ok(out);
+    }
+    Ok(bytes)
+}
+
+/// The CLI ingest keeps the valid records and reports the rest by line, unlike the
+/// all-or-nothing API: a nightly import of 40k rows should not fail on one typo.
+fn ingest_files(settings: &Settings, files: &[PathBuf]) -> anyhow::Result<()> {
+    let index = FirmIndex::open(&settings.data.dir.join("index"))?;
+    let engine = Engine::new(std::sync::Arc::new(index));
+    let (mut accepted_total, mut rejected_total) = (0usize, 0usize);
+    for path in files {
+        let name = path.display().to_string();
+        let format = Format::from_path(&name).ok_or_else(|| {
+            anyhow::anyhow!(
+                "{name}: unknown format (use .json, .ndjson, .jsonl or .csv, optionally .gz)"
+            )
+        })?;
+        let items = ingest::parse_items(&read_input(path)?, format).map_err(|error| {
+            anyhow::anyhow!("{name}: {} (line {:?})", error.message, error.line)
+        })?;
+        let progress = ProgressBar::new(items.len() as u64).with_style(
+            ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
+                .expect("static template")
+                .progress_chars("=> "),
+        );
+        progress.set_message(name.clone());
+        let updated_at = ingest::now_rfc3339();
+        for chunk in items.chunks(5_000) {
+            let (accepted, rejected) = ingest::validate_items(chunk, &updated_at);
+            for bad in &rejected {
+                let line = bad
+                    .line
+                    .map(|line| format!("line {line}"))
+                    .unwrap_or_else(|| format!("item {}", bad.index));
+                let problems: Vec<String> = bad
+                    .errors
+                    .iter()
+                    .map(|error| format!("{}: {}", error.field, error.message))
+                    .collect();
+                progress.println(format!("{name} {line}: rejected: {}", problems.join("; ")));
+            }
+            engine.upsert_firms(&accepted)?;
+            accepted_total += accepted.len();
+            rejected_total += rejected.len();
+            progress.inc(chunk.len() as u64);
+        }
+        progress.finish();
+    }
+    println!(
+        "accepted {accepted_total}, rejected {rejected_total}; index generation {}",
+        engine.index().generation()
+    );
+    Ok(())
+}

@@ -1,0 +1,14 @@
+//! The klynge service: settings, HTTP API, cache, CLI and batch jobs, around the
+//! use-cases in [`engine`] that join the tantivy index (`klynge-index`) and the
+//! models (`klynge-models`).
+
+pub mod api;
+pub mod app;
+pub mod cache;
+pub mod cli;
+pub mod demo;
+pub mod engine;
+pub mod error;
+pub mod ingest;
+pub mod settings;
+pub mod telemetry;
