@@ -14,6 +14,8 @@ use crate::cache::Cache;
 use crate::engine::Engine;
 use crate::error::ApiError;
 use crate::settings::Settings;
+use crate::store::ModelStore;
+use klynge_models::model::ModelParams;
 
 /// Shared by every worker.
 pub struct AppState {
@@ -30,7 +32,12 @@ pub struct Application {
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         let index = FirmIndex::open(&settings.data.dir.join("index"))?;
-        let engine = Arc::new(Engine::new(Arc::new(index)));
+        let store = ModelStore::new(crate::engine::model_dir(&settings.data.dir));
+        let engine = Arc::new(Engine::new(
+            Arc::new(index),
+            Some(store),
+            ModelParams::default(),
+        ));
         if settings.server.demo {
             let engine = engine.clone();
             let loaded =

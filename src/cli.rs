@@ -58,6 +58,20 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Measure recommendation quality on a consortium benchmark (CORDIS format).
+    Eval {
+        /// Directory with orgs.jsonl and collaborations.jsonl.
+        #[arg(long)]
+        catalogue: PathBuf,
+        /// Query file (queries-dev.jsonl or queries-sealed.jsonl format).
+        #[arg(long)]
+        queries: PathBuf,
+        /// Where to write one prediction line per query.
+        #[arg(long)]
+        predictions: PathBuf,
+        #[arg(long, default_value_t = 50)]
+        k: usize,
+    },
     /// Full-text search of the index in the data directory.
     Search {
         #[command(flatten)]
@@ -130,6 +144,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             crate::telemetry::init_logging(&settings.log);
             ingest_files(&settings, &files)
         }
+        Command::Eval {
+            catalogue,
+            queries,
+            predictions,
+            k,
+        } => {
+            anyhow::ensure!((1..=200).contains(&k), "--k must be from 1 to 200");
+            crate::eval::run(&catalogue, &queries, &predictions, k)
+        }
         Command::Search { data, query, limit } => {
             let settings = load_settings(cli.config, vec![data_override(&data)])?;
             let index = FirmIndex::open(&settings.data.dir.join("index"))?;
@@ -171,7 +194,7 @@ pub fn read_input(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
 /// all-or-nothing API: a nightly import of 40k rows should not fail on one typo.
 fn ingest_files(settings: &Settings, files: &[PathBuf]) -> anyhow::Result<()> {
     let index = FirmIndex::open(&settings.data.dir.join("index"))?;
-    let engine = Engine::new(std::sync::Arc::new(index));
+    let engine = Engine::new(std::sync::Arc::new(index), None, Default::default());
     let (mut accepted_total, mut rejected_total) = (0usize, 0usize);
     for path in files {
         let name = path.display().to_string();

@@ -1,21 +1,118 @@
 //! The use-cases that join the index and the models: writes that keep both in
-//! step, and the queries (shortlists, networks) the API and batch jobs share.
-//! Everything here is synchronous and may block; async callers reach it through
-//! `spawn_blocking`.
+//! step, model fitting and its atomic swap, and the recommendation queries
+//! (shortlists; networks build on them) that the API, the evaluation and the
+//! batch jobs share. Everything here is synchronous and may block; async callers
+//! reach it through `spawn_blocking`.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
 
-use klynge_index::{FirmIndex, IndexError, StoredFirm};
-use klynge_models::Collaboration;
-use serde_json::Value;
+use klynge_index::{FirmIndex, IndexError, StoredFirm, TextField};
+use klynge_models::model::{FittedModel, ModelParams, PreparedQuery, Query, Reason};
+use klynge_models::scoring::{SIGNALS, Signal};
+use klynge_models::{Collaboration, Kind, SizeClass};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::store::ModelStore;
+
+/// Candidates each retriever contributes before scoring.
+const PER_SOURCE: usize = 150;
 
 pub struct Engine {
     index: Arc<FirmIndex>,
+    model: RwLock<Option<Arc<FittedModel>>>,
+    store: Option<ModelStore>,
+    params: ModelParams,
+    /// One fit at a time; serving goes on from the current model meanwhile.
+    fitting: Mutex<()>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error("no model is fitted yet (the catalogue is empty or training is running)")]
+    NoModel,
+    #[error("unknown firm ids: {0:?}")]
+    UnknownFirms(Vec<String>),
+    #[error("model: {0}")]
+    Model(String),
+}
+
+/// Filters every recommendation accepts.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Filters {
+    pub kind: Option<Kind>,
+    pub country: Option<String>,
+    pub region: Option<String>,
+    pub sector: Option<String>,
+    pub size: Option<SizeClass>,
+    pub sme: Option<bool>,
+    pub exclude: Vec<String>,
+    pub min_score: f32,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ShortlistRequest {
+    pub anchors: Vec<String>,
+    pub opportunity: Option<String>,
+    pub k: usize,
+    pub filters: Filters,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SignalValue {
+    pub signal: &'static str,
+    pub value: f32,
+    pub contribution: f32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Partner {
+    pub id: String,
+    pub name: String,
+    pub kind: Kind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    pub sectors: Vec<String>,
+    pub sectors_inferred: bool,
+    pub cluster: u32,
+    pub score: f32,
+    pub signals: Vec<SignalValue>,
+    pub reasons: Vec<Reason>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Shortlist {
+    pub generation: u64,
+    pub model_generation: u64,
+    pub candidates_scored: usize,
+    pub partners: Vec<Partner>,
 }
 
 impl Engine {
-    pub fn new(index: Arc<FirmIndex>) -> Engine {
-        Engine { index }
+    /// An engine over `index`; with a `store`, models persist there and the last
+    /// one is loaded now.
+    pub fn new(index: Arc<FirmIndex>, store: Option<ModelStore>, params: ModelParams) -> Engine {
+        let loaded = store.as_ref().and_then(|store| match store.load() {
+            Ok(model) => model.map(Arc::new),
+            Err(error) => {
+                tracing::warn!(%error, "cannot load the saved model; it will be refitted");
+                None
+            }
+        });
+        Engine {
+            index,
+            model: RwLock::new(loaded),
+            store,
+            params,
+            fitting: Mutex::new(()),
+        }
     }
 
     pub fn index(&self) -> &FirmIndex {
@@ -37,7 +134,242 @@ impl Engine {
         self.index.upsert_collaborations(collaborations)
     }
 
-    pub fn model_info(&self) -> Value {
-        Value::Null
+    pub fn model(&self) -> Option<Arc<FittedModel>> {
+        self.model.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
+
+    /// The generation recommendations are keyed on: index and model together, so
+    /// a write or a refit makes every cached answer unreachable.
+    pub fn cache_generation(&self) -> String {
+        let model = self.model().map_or(0, |m| m.generation);
+        format!("{}m{}", self.index.generation(), model)
+    }
+
+    /// Whether the model was fitted on the index as it is now.
+    pub fn model_is_current(&self) -> bool {
+        self.model()
+            .is_some_and(|m| m.generation == self.index.generation())
+    }
+
+    /// Fits a model on the catalogue as it is now and swaps it in; readers keep
+    /// the previous model until the swap. Returns `None` for an empty catalogue.
+    pub fn fit(&self) -> Result<Option<Arc<FittedModel>>, EngineError> {
+        let _one_at_a_time = self.fitting.lock().unwrap_or_else(|p| p.into_inner());
+        let generation = self.index.generation();
+        if let Some(model) = self.model().filter(|m| m.generation == generation) {
+            return Ok(Some(model));
+        }
+        let started = Instant::now();
+        let firms = self.index.all_firms()?;
+        if firms.is_empty() {
+            return Ok(None);
+        }
+        let collaborations = self.index.all_collaborations()?;
+        let model = FittedModel::fit(&firms, &collaborations, generation, self.params.clone())
+            .map_err(|error| EngineError::Model(error.to_string()))?;
+        if let Some(store) = &self.store {
+            store
+                .save(&model)
+                .map_err(|error| EngineError::Model(error.to_string()))?;
+        }
+        let model = Arc::new(model);
+        *self.model.write().unwrap_or_else(|p| p.into_inner()) = Some(model.clone());
+        metrics::histogram!("klynge_model_fit_seconds").record(started.elapsed().as_secs_f64());
+        tracing::info!(
+            generation,
+            firms = firms.len(),
+            collaborations = collaborations.len(),
+            seconds = started.elapsed().as_secs_f64(),
+            learnt = model.weights_learnt,
+            "model fitted"
+        );
+        Ok(Some(model))
+    }
+
+    /// What `GET /v1/admin/model` shows: the fitted weights and their provenance.
+    pub fn model_info(&self) -> Value {
+        let Some(model) = self.model() else {
+            return Value::Null;
+        };
+        let weights: serde_json::Map<String, Value> = SIGNALS
+            .iter()
+            .enumerate()
+            .map(|(i, signal)| {
+                (
+                    signal.name().to_string(),
+                    json!({
+                        "weight_per_unit": model.weights.raw_weight(i),
+                        "weight_standardised": model.weights.coefficients[i],
+                        "mean": model.weights.mean[i],
+                    }),
+                )
+            })
+            .collect();
+        json!({
+            "generation": model.generation,
+            "current": model.generation == self.index.generation(),
+            "firms": model.len(),
+            "vocabulary": model.text.vocabulary_size(),
+            "embedding_dim": model.text.dim(),
+            "clusters": model.clusters.lists.len(),
+            "weights_learnt": model.weights_learnt,
+            "training_pairs": { "positives": model.weights.positives, "negatives": model.weights.negatives },
+            "intercept": model.weights.intercept,
+            "weights": weights,
+        })
+    }
+
+    /// Ranked partners for anchors and/or an opportunity text.
+    pub fn shortlist(&self, request: &ShortlistRequest) -> Result<Shortlist, EngineError> {
+        let model = self.model().ok_or(EngineError::NoModel)?;
+        let anchors = self.positions(&model, &request.anchors)?;
+        let query = model.prepare(&Query {
+            anchors: anchors.clone(),
+            text: request.opportunity.clone(),
+        });
+        let candidates = self.candidates(&model, &query, request.opportunity.as_deref())?;
+        let excluded: HashSet<u32> = request
+            .filters
+            .exclude
+            .iter()
+            .filter_map(|id| model.position(id))
+            .collect();
+        let mut scored: Vec<(u32, f32)> = candidates
+            .iter()
+            .copied()
+            .filter(|c| !excluded.contains(c) && self.passes(&model, *c, &request.filters))
+            .map(|c| (c, model.score(&query, c).score))
+            .filter(|(_, score)| *score >= request.filters.min_score)
+            .collect();
+        scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        scored.truncate(request.k);
+        let partners = scored
+            .iter()
+            .map(|&(c, _)| self.partner(&model, &query, c))
+            .collect();
+        Ok(Shortlist {
+            generation: self.index.generation(),
+            model_generation: model.generation,
+            candidates_scored: candidates.len(),
+            partners,
+        })
+    }
+
+    pub fn positions(&self, model: &FittedModel, ids: &[String]) -> Result<Vec<u32>, EngineError> {
+        let mut unknown = Vec::new();
+        let mut positions = Vec::new();
+        for id in ids {
+            match model.position(id) {
+                Some(p) if !positions.contains(&p) => positions.push(p),
+                Some(_) => {}
+                None => unknown.push(id.clone()),
+            }
+        }
+        if unknown.is_empty() {
+            Ok(positions)
+        } else {
+            Err(EngineError::UnknownFirms(unknown))
+        }
+    }
+
+    /// The union of the model's retrievers and BM25 retrievals from the index: the
+    /// opportunity's key terms against profiles, and the anchors' needs against
+    /// everyone's offers (and back).
+    pub fn candidates(
+        &self,
+        model: &FittedModel,
+        query: &PreparedQuery,
+        opportunity: Option<&str>,
+    ) -> Result<Vec<u32>, EngineError> {
+        let mut candidates = model.candidates(query, PER_SOURCE);
+        let mut seen: HashSet<u32> = candidates
+            .iter()
+            .copied()
+            .chain(query.anchors.iter().copied())
+            .collect();
+        let mut searches: Vec<(String, TextField, usize)> = Vec::new();
+        if let Some(text) = opportunity {
+            searches.push((
+                model.text.key_terms(text, 16).join(" "),
+                TextField::Body,
+                PER_SOURCE,
+            ));
+        }
+        for &anchor in &query.anchors {
+            let meta = &model.meta[anchor as usize];
+            if !meta.needs.is_empty() {
+                searches.push((meta.needs.join(" "), TextField::Offers, PER_SOURCE / 3));
+            }
+            if !meta.offers.is_empty() {
+                searches.push((meta.offers.join(" "), TextField::Needs, PER_SOURCE / 3));
+            }
+        }
+        for (text, field, limit) in searches {
+            for found in self.index.match_text(&text, field, limit)? {
+                if let Some(position) = model.position(&found.id)
+                    && seen.insert(position)
+                {
+                    candidates.push(position);
+                }
+            }
+        }
+        Ok(candidates)
+    }
+
+    pub fn passes(&self, model: &FittedModel, candidate: u32, filters: &Filters) -> bool {
+        let meta = &model.meta[candidate as usize];
+        filters.kind.is_none_or(|kind| meta.kind == kind)
+            && filters
+                .country
+                .as_ref()
+                .is_none_or(|c| meta.country.as_ref() == Some(c))
+            && filters.region.as_ref().is_none_or(|r| {
+                meta.region
+                    .as_ref()
+                    .is_some_and(|own| own.starts_with(r.as_str()))
+            })
+            && filters
+                .sector
+                .as_ref()
+                .is_none_or(|s| meta.sectors.iter().any(|own| own.starts_with(s.as_str())))
+            && filters.sme.is_none_or(|sme| meta.sme == sme)
+            && filters.size.is_none_or(|_| true)
+    }
+
+    pub fn partner(&self, model: &FittedModel, query: &PreparedQuery, candidate: u32) -> Partner {
+        let features = model.features(query, candidate);
+        let scored = model.weights.score(&features);
+        let meta = &model.meta[candidate as usize];
+        Partner {
+            id: model.id(candidate).to_string(),
+            name: meta.name.clone(),
+            kind: meta.kind,
+            country: meta.country.clone(),
+            region: meta.region.clone(),
+            sectors: meta.sectors.clone(),
+            sectors_inferred: meta.sectors_inferred,
+            cluster: model.clusters.assignment[candidate as usize],
+            score: scored.score,
+            signals: SIGNALS
+                .iter()
+                .enumerate()
+                .map(|(i, signal)| SignalValue {
+                    signal: signal.name(),
+                    value: features[i],
+                    contribution: scored.contributions[i],
+                })
+                .collect(),
+            reasons: model.reasons(query, candidate, &scored, &features),
+        }
+    }
+}
+
+/// Where model artefacts live: `<data dir>/models`.
+pub fn model_dir(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.join("models")
+}
+
+/// Signals in the order of the feature vector, for docs and CSV headers.
+pub fn signal_names() -> Vec<&'static str> {
+    SIGNALS.iter().map(|s: &Signal| s.name()).collect()
 }

@@ -9,6 +9,8 @@ pub mod cli;
 pub mod demo;
 pub mod engine;
 pub mod error;
+pub mod eval;
 pub mod ingest;
 pub mod settings;
+pub mod store;
 pub mod telemetry;

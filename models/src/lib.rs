@@ -5,6 +5,7 @@
 //! benchmarked on plain data.
 
 pub mod firm;
+pub mod model;
 pub mod nace;
 
 pub use firm::{
@@ -12,3 +13,8 @@ pub use firm::{
 };
 pub mod collaboration;
 pub use collaboration::{Collaboration, validate_collaboration};
+pub mod cluster;
+pub mod graph;
+pub mod scoring;
+pub mod text;
+pub mod valuechain;

@@ -1,0 +1,840 @@
+//! The fitted matchmaking model: everything learnt from one generation of the
+//! catalogue (text embeddings, latent clusters, the tie graph, kind priors,
+//! inferred sectors and the signal weights), the features of a candidate for a
+//! query, its score and the reasons behind it. Fitting is pure computation over
+//! profiles and collaborations; the service persists the result beside the index.
+
+use std::collections::{HashMap, HashSet};
+
+use ndarray::{Array1, Array2, ArrayView1};
+use rand::{Rng, SeedableRng};
+use rand_xoshiro::Xoshiro256Plus;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::cluster::Clusters;
+use crate::graph::TieGraph;
+use crate::scoring::{Features, SIGNAL_COUNT, Scored, Signal, Weights};
+use crate::text::{TextModel, normalise};
+use crate::valuechain::{self, SectorLink};
+use crate::{Collaboration, Firm, Kind, nace};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModelParams {
+    /// Embedding dimensions.
+    pub dim: usize,
+    /// Vocabulary cap of the TF-IDF model.
+    pub max_terms: usize,
+    /// Latent clusters; `None` = about √(n/2).
+    pub clusters: Option<usize>,
+    /// Held-out collaborations used as training queries for the weights.
+    pub training_queries: usize,
+    pub seed: u64,
+}
+
+impl Default for ModelParams {
+    fn default() -> ModelParams {
+        ModelParams {
+            dim: 128,
+            max_terms: 60_000,
+            clusters: None,
+            training_queries: 3_000,
+            seed: 42,
+        }
+    }
+}
+
+/// What the model keeps of each firm.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FirmMeta {
+    pub name: String,
+    pub kind: Kind,
+    pub country: Option<String>,
+    /// NUTS code as given.
+    pub region: Option<String>,
+    pub sme: bool,
+    /// Normalised sector codes, given or inferred.
+    pub sectors: Vec<String>,
+    pub sectors_inferred: bool,
+    /// Rows of the input-output table of those sectors.
+    pub rows: Vec<u16>,
+    pub offers: Vec<String>,
+    pub needs: Vec<String>,
+}
+
+impl FirmMeta {
+    /// NUTS-2 level of the region (`DK04` of `DK041`).
+    pub fn region2(&self) -> Option<&str> {
+        self.region.as_deref().map(|r| r.get(..4).unwrap_or(r))
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct FittedModel {
+    pub generation: u64,
+    pub params: ModelParams,
+    pub ids: Vec<String>,
+    pub meta: Vec<FirmMeta>,
+    pub text: TextModel,
+    #[serde(skip)]
+    pub embeddings: Array2<f32>,
+    pub clusters: Clusters,
+    pub graph: TieGraph,
+    /// `kind_lift[a][b]`: log of how much likelier kind `b` is as a partner of kind
+    /// `a` than in general.
+    pub kind_lift: [[f32; 5]; 5],
+    /// Log share of each kind among collaboration members.
+    pub kind_prior: [f32; 5],
+    pub weights: Weights,
+    /// Whether `weights` were learnt (false: too few collaborations, prior used).
+    pub weights_learnt: bool,
+    /// Firms with most collaborations, best first.
+    pub experienced: Vec<u32>,
+    /// Firms of each input-output row, most experienced first (capped).
+    pub firms_by_row: Vec<Vec<u32>>,
+    #[serde(skip)]
+    lookup: HashMap<String, u32>,
+}
+
+/// A recommendation request as the model sees it.
+#[derive(Debug, Clone, Default)]
+pub struct Query {
+    pub anchors: Vec<u32>,
+    pub text: Option<String>,
+}
+
+/// A query with everything computed once, shared by all its candidates.
+pub struct PreparedQuery {
+    pub anchors: Vec<u32>,
+    pub text: Option<Array1<f32>>,
+    pub anchor_profile: Option<Array1<f32>>,
+    /// The vector retrieval and clustering use: text and anchors combined.
+    pub combined: Option<Array1<f32>>,
+    pub cluster: Option<u32>,
+    pub rows: Vec<usize>,
+    partners_of_partners: HashMap<u32, (f32, u16)>,
+    needs: Option<Array1<f32>>,
+    offers: Option<Array1<f32>>,
+}
+
+/// The embeddings and tie graph features are computed against: the served model's
+/// own, or a training view with held-out collaborations removed.
+struct View<'a> {
+    embeddings: &'a Array2<f32>,
+    graph: &'a TieGraph,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FitError {
+    #[error("the catalogue is empty")]
+    Empty,
+    #[error(transparent)]
+    Text(#[from] crate::text::TextError),
+}
+
+/// One plain-language reason with the signal it explains.
+#[derive(Debug, Clone, Serialize)]
+pub struct Reason {
+    pub signal: &'static str,
+    pub text: String,
+}
+
+impl FittedModel {
+    pub fn fit(
+        firms: &[Firm],
+        collaborations: &[Collaboration],
+        generation: u64,
+        params: ModelParams,
+    ) -> Result<FittedModel, FitError> {
+        if firms.is_empty() {
+            return Err(FitError::Empty);
+        }
+        let ids: Vec<String> = firms.iter().map(|firm| firm.id.clone()).collect();
+        let lookup: HashMap<String, u32> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (id.clone(), i as u32))
+            .collect();
+        let texts: Vec<String> = firms.par_iter().map(Firm::text).collect();
+        let text = TextModel::fit(&texts, params.dim, params.max_terms)?;
+        let embeddings = text.embed_all(&texts);
+        let memberships: Vec<Vec<u32>> = collaborations
+            .iter()
+            .map(|c| {
+                c.members
+                    .iter()
+                    .filter_map(|m| lookup.get(m).copied())
+                    .collect::<Vec<u32>>()
+            })
+            .filter(|members| members.len() >= 2)
+            .collect();
+        let graph = TieGraph::build(firms.len(), &memberships);
+        let clusters = Clusters::fit(
+            embeddings.view(),
+            params
+                .clusters
+                .unwrap_or(Clusters::default_count(firms.len())),
+            params.seed,
+        );
+        let meta = build_meta(firms, &text, &embeddings);
+        let (kind_lift, kind_prior) = kind_statistics(&meta, &memberships);
+        let mut experienced: Vec<u32> = (0..firms.len() as u32)
+            .filter(|&f| graph.collaborations(f) > 0)
+            .collect();
+        experienced.sort_by_key(|&f| (std::cmp::Reverse(graph.collaborations(f)), f));
+        experienced.truncate(200);
+        let mut firms_by_row = vec![Vec::new(); valuechain::table().len()];
+        for (firm, meta) in meta.iter().enumerate() {
+            for &row in &meta.rows {
+                firms_by_row[row as usize].push(firm as u32);
+            }
+        }
+        for list in &mut firms_by_row {
+            list.sort_by_key(|&f| (std::cmp::Reverse(graph.collaborations(f)), f));
+            list.truncate(500);
+        }
+        let mut model = FittedModel {
+            generation,
+            params,
+            ids,
+            meta,
+            text,
+            embeddings,
+            clusters,
+            graph,
+            kind_lift,
+            kind_prior,
+            weights: prior_weights(),
+            weights_learnt: false,
+            experienced,
+            firms_by_row,
+            lookup,
+        };
+        let samples = model.training_samples(firms, collaborations, &texts);
+        if let Ok(weights) = Weights::fit(&samples) {
+            model.weights = weights;
+            model.weights_learnt = true;
+        }
+        Ok(model)
+    }
+
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    pub fn position(&self, id: &str) -> Option<u32> {
+        self.lookup.get(id).copied()
+    }
+
+    pub fn id(&self, firm: u32) -> &str {
+        &self.ids[firm as usize]
+    }
+
+    /// Restores what serialisation skips (embeddings come from their own file).
+    pub fn restore(&mut self, embeddings: Array2<f32>) {
+        self.embeddings = embeddings;
+        self.lookup = self
+            .ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (id.clone(), i as u32))
+            .collect();
+    }
+
+    pub fn prepare(&self, query: &Query) -> PreparedQuery {
+        self.prepare_in(
+            &View {
+                embeddings: &self.embeddings,
+                graph: &self.graph,
+            },
+            query,
+        )
+    }
+
+    fn prepare_in(&self, view: &View, query: &Query) -> PreparedQuery {
+        let text = query
+            .text
+            .as_deref()
+            .filter(|t| !t.trim().is_empty())
+            .map(|t| self.text.embed(t));
+        let anchor_profile = (!query.anchors.is_empty()).then(|| {
+            let mut sum = Array1::zeros(self.text.dim());
+            for &anchor in &query.anchors {
+                sum += &view.embeddings.row(anchor as usize);
+            }
+            normalise(sum.view_mut());
+            sum
+        });
+        let combined = match (&text, &anchor_profile) {
+            (Some(t), Some(a)) => {
+                let mut sum = t + a;
+                normalise(sum.view_mut());
+                Some(sum)
+            }
+            (Some(v), None) | (None, Some(v)) => Some(v.clone()),
+            (None, None) => None,
+        };
+        let cluster = combined
+            .as_ref()
+            .and_then(|v| self.clusters.nearest(v.view(), 1).first().copied());
+        let mut rows: Vec<usize> = query
+            .anchors
+            .iter()
+            .flat_map(|&a| self.meta[a as usize].rows.iter().map(|&r| r as usize))
+            .collect();
+        rows.sort_unstable();
+        rows.dedup();
+        let joined = |pick: fn(&FirmMeta) -> &Vec<String>| {
+            let text: Vec<&str> = query
+                .anchors
+                .iter()
+                .flat_map(|&a| pick(&self.meta[a as usize]).iter().map(String::as_str))
+                .collect();
+            (!text.is_empty()).then(|| self.text.embed(&text.join(". ")))
+        };
+        PreparedQuery {
+            anchors: query.anchors.clone(),
+            text,
+            anchor_profile,
+            combined,
+            cluster,
+            rows,
+            partners_of_partners: view.graph.partners_of_partners(&query.anchors),
+            needs: joined(|m| &m.needs),
+            offers: joined(|m| &m.offers),
+        }
+    }
+
+    /// Candidates the model itself proposes: nearest profiles, partners of
+    /// partners, experienced firms of complementary sectors, and the most
+    /// experienced firms overall. The service adds BM25 matches from the index.
+    pub fn candidates(&self, query: &PreparedQuery, per_source: usize) -> Vec<u32> {
+        self.candidates_in(
+            &View {
+                embeddings: &self.embeddings,
+                graph: &self.graph,
+            },
+            query,
+            per_source,
+        )
+    }
+
+    fn candidates_in(&self, view: &View, query: &PreparedQuery, per_source: usize) -> Vec<u32> {
+        let mut seen: HashSet<u32> = query.anchors.iter().copied().collect();
+        let mut out = Vec::new();
+        let mut push = |firm: u32, out: &mut Vec<u32>| {
+            if seen.insert(firm) {
+                out.push(firm);
+            }
+        };
+        if let Some(vector) = &query.combined {
+            let probes = (self.clusters.lists.len() / 16).clamp(4, 32);
+            for (firm, _) in
+                self.clusters
+                    .neighbours(view.embeddings.view(), vector.view(), probes, per_source)
+            {
+                push(firm, &mut out);
+            }
+        }
+        for &anchor in &query.anchors {
+            for &(partner, _) in view.graph.partners(anchor) {
+                push(partner, &mut out);
+            }
+        }
+        let mut pop: Vec<(&u32, &(f32, u16))> = query.partners_of_partners.iter().collect();
+        pop.sort_by(|a, b| b.1.0.total_cmp(&a.1.0).then(a.0.cmp(b.0)));
+        for (&firm, _) in pop.into_iter().take(per_source * 2) {
+            push(firm, &mut out);
+        }
+        for (row, _) in valuechain::table().partner_rows(&query.rows, 6) {
+            for &firm in self.firms_by_row[row].iter().take(per_source / 6 + 1) {
+                push(firm, &mut out);
+            }
+        }
+        for &firm in self.experienced.iter().take(per_source / 2) {
+            push(firm, &mut out);
+        }
+        out
+    }
+
+    pub fn features(&self, query: &PreparedQuery, candidate: u32) -> Features {
+        self.features_in(
+            &View {
+                embeddings: &self.embeddings,
+                graph: &self.graph,
+            },
+            query,
+            candidate,
+        )
+    }
+
+    fn features_in(&self, view: &View, query: &PreparedQuery, candidate: u32) -> Features {
+        let mut f = [0.0f32; SIGNAL_COUNT];
+        let c = candidate as usize;
+        let meta = &self.meta[c];
+        let embedding = view.embeddings.row(c);
+        if let Some(text) = &query.text {
+            f[Signal::TextSimilarity as usize] = text.dot(&embedding);
+        }
+        if let Some(profile) = &query.anchor_profile {
+            f[Signal::TextMatch as usize] = profile.dot(&embedding);
+        }
+        f[Signal::OfferNeed as usize] = self.offer_need(query, meta);
+        let rows: Vec<usize> = meta.rows.iter().map(|&r| r as usize).collect();
+        f[Signal::ValueChain as usize] = valuechain::table().strength(&query.rows, &rows) * 10.0;
+        let ties: u32 = query
+            .anchors
+            .iter()
+            .map(|&a| view.graph.ties(a, candidate) as u32)
+            .sum();
+        f[Signal::Ties as usize] = (ties as f32).ln_1p();
+        f[Signal::PartnersOfPartners as usize] = query
+            .partners_of_partners
+            .get(&candidate)
+            .map_or(0.0, |(weight, _)| weight.ln_1p());
+        f[Signal::KindFit as usize] = if query.anchors.is_empty() {
+            self.kind_prior[meta.kind.index()]
+        } else {
+            query
+                .anchors
+                .iter()
+                .map(|&a| self.kind_lift[self.meta[a as usize].kind.index()][meta.kind.index()])
+                .sum::<f32>()
+                / query.anchors.len() as f32
+        };
+        let anchors = || query.anchors.iter().map(|&a| &self.meta[a as usize]);
+        f[Signal::SameRegion as usize] =
+            anchors().any(|a| a.region2().is_some() && a.region2() == meta.region2()) as u8 as f32;
+        f[Signal::SameCountry as usize] =
+            anchors().any(|a| a.country.is_some() && a.country == meta.country) as u8 as f32;
+        f[Signal::Experience as usize] = (view.graph.collaborations(candidate) as f32).ln_1p();
+        f[Signal::SameCluster as usize] = query
+            .cluster
+            .is_some_and(|cluster| self.clusters.assignment[c] == cluster)
+            as u8 as f32;
+        f
+    }
+
+    fn offer_need(&self, query: &PreparedQuery, candidate: &FirmMeta) -> f32 {
+        let mut best = 0.0f32;
+        if let Some(needs) = &query.needs
+            && !candidate.offers.is_empty()
+        {
+            best = best.max(needs.dot(&self.text.embed(&candidate.offers.join(". "))));
+        }
+        if let Some(offers) = &query.offers
+            && !candidate.needs.is_empty()
+        {
+            best = best.max(offers.dot(&self.text.embed(&candidate.needs.join(". "))));
+        }
+        best
+    }
+
+    pub fn score(&self, query: &PreparedQuery, candidate: u32) -> Scored {
+        self.weights.score(&self.features(query, candidate))
+    }
+
+    /// Plain-language reasons for the strongest positive signals of a candidate.
+    pub fn reasons(
+        &self,
+        query: &PreparedQuery,
+        candidate: u32,
+        scored: &Scored,
+        features: &Features,
+    ) -> Vec<Reason> {
+        let meta = &self.meta[candidate as usize];
+        let mut order: Vec<usize> = (0..SIGNAL_COUNT)
+            .filter(|&s| scored.contributions[s] > 0.05)
+            .collect();
+        order.sort_by(|&a, &b| scored.contributions[b].total_cmp(&scored.contributions[a]));
+        let mut reasons = Vec::new();
+        for signal in order {
+            let text = match crate::scoring::SIGNALS[signal] {
+                Signal::TextSimilarity => format!(
+                    "its profile matches the opportunity text (similarity {:.2})",
+                    features[signal]
+                ),
+                Signal::TextMatch => format!(
+                    "its profile is close to the anchor's (similarity {:.2})",
+                    features[signal]
+                ),
+                Signal::OfferNeed => match self.offer_need_pair(query, meta) {
+                    Some((need, offer, candidate_offers)) if candidate_offers => {
+                        format!("you need '{need}', which it offers ('{offer}')")
+                    }
+                    Some((offer, need, _)) => {
+                        format!("it needs '{need}', which you offer ('{offer}')")
+                    }
+                    None => "its offers and needs fit yours".to_string(),
+                },
+                Signal::ValueChain => match self.sector_link(query, meta) {
+                    Some(link) => {
+                        let role = if link.candidate_supplies {
+                            "supplier"
+                        } else {
+                            "customer"
+                        };
+                        let inferred = if meta.sectors_inferred {
+                            " (sector inferred from its text)"
+                        } else {
+                            ""
+                        };
+                        format!(
+                            "value-chain {role}: {} buys {:.1} % of its inputs from {}{inferred}",
+                            link.buyer,
+                            link.coefficient * 100.0,
+                            link.supplier
+                        )
+                    }
+                    None => "its sector complements yours".to_string(),
+                },
+                Signal::Ties => {
+                    let count: u32 = query
+                        .anchors
+                        .iter()
+                        .map(|&a| self.graph.ties(a, candidate) as u32)
+                        .sum();
+                    format!(
+                        "has already worked with you ({count} past collaboration{})",
+                        if count == 1 { "" } else { "s" }
+                    )
+                }
+                Signal::PartnersOfPartners => {
+                    let shared = query
+                        .partners_of_partners
+                        .get(&candidate)
+                        .map_or(0, |(_, n)| *n);
+                    format!("worked with {shared} of your past partners")
+                }
+                Signal::KindFit => format!(
+                    "a {} is a typical partner for such a network",
+                    meta.kind.as_str()
+                ),
+                Signal::SameRegion => {
+                    format!("same NUTS-2 region ({})", meta.region2().unwrap_or("-"))
+                }
+                Signal::SameCountry => {
+                    format!("same country ({})", meta.country.as_deref().unwrap_or("-"))
+                }
+                Signal::Experience => format!(
+                    "experienced partner ({} past collaborations)",
+                    self.graph.collaborations(candidate)
+                ),
+                Signal::SameCluster => format!(
+                    "in the same latent cluster ({})",
+                    self.clusters.assignment[candidate as usize]
+                ),
+            };
+            reasons.push(Reason {
+                signal: crate::scoring::SIGNALS[signal].name(),
+                text,
+            });
+        }
+        reasons
+    }
+
+    /// The strongest supplier/customer relation between the query's sectors and a firm's.
+    pub fn sector_link(&self, query: &PreparedQuery, meta: &FirmMeta) -> Option<SectorLink> {
+        let rows: Vec<usize> = meta.rows.iter().map(|&r| r as usize).collect();
+        valuechain::table().best_link(&query.rows, &rows)
+    }
+
+    /// The best-overlapping (need, offer) phrase pair; the flag says whether the
+    /// candidate is the one offering.
+    fn offer_need_pair(
+        &self,
+        query: &PreparedQuery,
+        meta: &FirmMeta,
+    ) -> Option<(String, String, bool)> {
+        let words = |text: &str| -> HashSet<String> {
+            text.split(|c: char| !c.is_alphanumeric())
+                .filter(|w| w.len() > 2)
+                .map(str::to_lowercase)
+                .collect()
+        };
+        let mut best: Option<(usize, (String, String, bool))> = None;
+        for &anchor in &query.anchors {
+            let anchor = &self.meta[anchor as usize];
+            for (mine, theirs, candidate_offers) in [
+                (&anchor.needs, &meta.offers, true),
+                (&anchor.offers, &meta.needs, false),
+            ] {
+                for a in mine {
+                    for b in theirs {
+                        let overlap = words(a).intersection(&words(b)).count();
+                        if overlap > 0 && best.as_ref().is_none_or(|(o, _)| overlap > *o) {
+                            best = Some((overlap, (a.clone(), b.clone(), candidate_offers)));
+                        }
+                    }
+                }
+            }
+        }
+        best.map(|(_, pair)| pair)
+    }
+
+    /// Labelled pairs for the weights, by four-fold cross-fitting: in each fold a
+    /// quarter of the collaborations are held out as queries (anchor = the most
+    /// experienced member, text = the title), and features are computed against a
+    /// view where held-out collaborations are not ties and their titles are cut
+    /// from their members' texts, so nothing a query asks for leaks into its own
+    /// features.
+    fn training_samples(
+        &self,
+        firms: &[Firm],
+        collaborations: &[Collaboration],
+        texts: &[String],
+    ) -> Vec<(Features, bool)> {
+        const FOLDS: usize = 4;
+        let per_fold = self.params.training_queries.div_ceil(FOLDS);
+        (0..FOLDS)
+            .flat_map(|fold| self.fold_samples(fold, FOLDS, per_fold, firms, collaborations, texts))
+            .collect()
+    }
+
+    fn fold_samples(
+        &self,
+        fold: usize,
+        folds: usize,
+        limit: usize,
+        firms: &[Firm],
+        collaborations: &[Collaboration],
+        texts: &[String],
+    ) -> Vec<(Features, bool)> {
+        let mut held_out: Vec<&Collaboration> = collaborations
+            .iter()
+            .enumerate()
+            .filter(|(i, c)| {
+                i % folds == fold
+                    && c.members
+                        .iter()
+                        .filter(|m| self.lookup.contains_key(*m))
+                        .count()
+                        >= 2
+            })
+            .map(|(_, c)| c)
+            .collect();
+        held_out.truncate(limit);
+        if held_out.is_empty() {
+            return Vec::new();
+        }
+        let held_ids: HashSet<&str> = held_out.iter().map(|c| c.id.as_str()).collect();
+        let kept: Vec<Vec<u32>> = collaborations
+            .iter()
+            .filter(|c| !held_ids.contains(c.id.as_str()))
+            .map(|c| {
+                c.members
+                    .iter()
+                    .filter_map(|m| self.position(m))
+                    .collect::<Vec<u32>>()
+            })
+            .filter(|members| members.len() >= 2)
+            .collect();
+        let graph = TieGraph::build(firms.len(), &kept);
+        let mut cut: HashMap<u32, String> = HashMap::new();
+        for collaboration in &held_out {
+            let Some(title) = collaboration.title.as_deref().filter(|t| t.len() > 3) else {
+                continue;
+            };
+            for member in collaboration
+                .members
+                .iter()
+                .filter_map(|m| self.position(m))
+            {
+                let text = cut
+                    .entry(member)
+                    .or_insert_with(|| texts[member as usize].clone());
+                *text = text.replace(title, " ");
+            }
+        }
+        let mut embeddings = self.embeddings.clone();
+        let changed: Vec<(u32, String)> = cut.into_iter().collect();
+        let vectors: Vec<Array1<f32>> = changed
+            .par_iter()
+            .map(|(_, text)| self.text.embed(text))
+            .collect();
+        for ((firm, _), vector) in changed.iter().zip(vectors) {
+            embeddings.row_mut(*firm as usize).assign(&vector);
+        }
+        let view = View {
+            embeddings: &embeddings,
+            graph: &graph,
+        };
+        held_out
+            .par_iter()
+            .enumerate()
+            .flat_map_iter(|(i, collaboration)| {
+                let members: Vec<u32> = collaboration
+                    .members
+                    .iter()
+                    .filter_map(|m| self.position(m))
+                    .collect();
+                let anchor = *members
+                    .iter()
+                    .max_by_key(|&&m| (graph.collaborations(m), std::cmp::Reverse(m)))
+                    .expect("at least two members");
+                let query = self.prepare_in(
+                    &view,
+                    &Query {
+                        anchors: vec![anchor],
+                        text: collaboration.title.clone(),
+                    },
+                );
+                let mut rng = Xoshiro256Plus::seed_from_u64(
+                    self.params.seed.wrapping_add((fold * 1_000_003 + i) as u64),
+                );
+                let member_set: HashSet<u32> = members.iter().copied().collect();
+                // Negatives come from the pool serving would score, drawn uniformly, so
+                // the weights learn to rank that pool rather than some other one.
+                let pool: Vec<u32> = self
+                    .candidates_in(&view, &query, 150)
+                    .into_iter()
+                    .filter(|f| !member_set.contains(f))
+                    .collect();
+                let mut negatives: Vec<u32> = (0..30.min(pool.len()))
+                    .map(|_| pool[rng.gen_range(0..pool.len())])
+                    .collect();
+                for _ in 0..5 {
+                    let firm = rng.gen_range(0..self.len() as u32);
+                    if !member_set.contains(&firm) {
+                        negatives.push(firm);
+                    }
+                }
+                // A member whose only collaboration is the held-out one would look like
+                // a newcomer with no ties and an empty text; real queries ask for firms
+                // already in the catalogue, so such members are not used as positives.
+                let positives: Vec<(Features, bool)> = members
+                    .iter()
+                    .filter(|&&m| m != anchor && graph.collaborations(m) > 0)
+                    .map(|&m| (self.features_in(&view, &query, m), true))
+                    .collect();
+                let negatives: Vec<(Features, bool)> = negatives
+                    .into_iter()
+                    .map(|n| (self.features_in(&view, &query, n), false))
+                    .collect();
+                positives.into_iter().chain(negatives)
+            })
+            .collect()
+    }
+
+    pub fn embedding(&self, firm: u32) -> ArrayView1<'_, f32> {
+        self.embeddings.row(firm as usize)
+    }
+}
+
+/// Until there are enough collaborations to learn from, only content signals
+/// count, equally: a neutral starting point, reported as not learnt.
+fn prior_weights() -> Weights {
+    let mut coefficients = vec![0.0; SIGNAL_COUNT];
+    for signal in [
+        Signal::TextSimilarity,
+        Signal::TextMatch,
+        Signal::OfferNeed,
+        Signal::ValueChain,
+    ] {
+        coefficients[signal as usize] = 1.0;
+    }
+    Weights {
+        mean: vec![0.0; SIGNAL_COUNT],
+        scale: vec![1.0; SIGNAL_COUNT],
+        coefficients,
+        intercept: 0.0,
+        positives: 0,
+        negatives: 0,
+    }
+}
+
+fn build_meta(firms: &[Firm], text: &TextModel, embeddings: &Array2<f32>) -> Vec<FirmMeta> {
+    let table = valuechain::table();
+    let rows_of = |sectors: &[String]| -> Vec<u16> {
+        let mut rows: Vec<u16> = sectors
+            .iter()
+            .filter_map(|s| table.row(s))
+            .map(|r| r as u16)
+            .collect();
+        rows.sort_unstable();
+        rows.dedup();
+        rows
+    };
+    // Each input-output row gets a text centroid from the firms that declare it
+    // plus its official NACE titles, so that firms without sectors can be placed.
+    let mut centroids = Array2::<f32>::zeros((table.len(), text.dim()));
+    for division in nace::all_divisions() {
+        if let Some(row) = table.row(&division.code) {
+            let mut centroid = centroids.row_mut(row);
+            centroid += &(text.embed(&division.title) * 2.0);
+        }
+    }
+    for (firm, profile) in firms.iter().enumerate() {
+        for row in rows_of(&profile.sectors) {
+            let mut centroid = centroids.row_mut(row as usize);
+            centroid += &embeddings.row(firm);
+        }
+    }
+    for row in centroids.outer_iter_mut() {
+        normalise(row);
+    }
+    firms
+        .par_iter()
+        .enumerate()
+        .map(|(firm, profile)| {
+            let (sectors, inferred) = if profile.sectors.is_empty() {
+                let scores = centroids.dot(&embeddings.row(firm));
+                let best = (0..scores.len()).max_by(|&a, &b| scores[a].total_cmp(&scores[b]));
+                match best.filter(|&row| scores[row] > 0.15) {
+                    Some(row) => (vec![division_code(table.code(row))], true),
+                    None => (Vec::new(), false),
+                }
+            } else {
+                (profile.sectors.clone(), false)
+            };
+            FirmMeta {
+                name: profile.name.clone(),
+                kind: profile.kind,
+                country: profile.country.clone(),
+                region: profile.region.clone(),
+                sme: profile.is_sme(),
+                rows: rows_of(&sectors),
+                sectors,
+                sectors_inferred: inferred,
+                offers: profile.offers.clone(),
+                needs: profile.needs.clone(),
+            }
+        })
+        .collect()
+}
+
+/// A table code such as `B06-07` names its first division (`B06`).
+fn division_code(table_code: &str) -> String {
+    table_code
+        .split('-')
+        .next()
+        .unwrap_or(table_code)
+        .to_string()
+}
+
+fn kind_statistics(meta: &[FirmMeta], memberships: &[Vec<u32>]) -> ([[f32; 5]; 5], [f32; 5]) {
+    let mut pair = [[1.0f64; 5]; 5];
+    let mut marginal = [5.0f64; 5];
+    for members in memberships {
+        let weight = 1.0 / (members.len() - 1) as f64;
+        for &a in members {
+            marginal[meta[a as usize].kind.index()] += 1.0;
+            for &b in members {
+                if a != b {
+                    pair[meta[a as usize].kind.index()][meta[b as usize].kind.index()] += weight;
+                }
+            }
+        }
+    }
+    let total: f64 = marginal.iter().sum();
+    let prior: [f64; 5] = std::array::from_fn(|k| marginal[k] / total);
+    let lift = std::array::from_fn(|a| {
+        let row: f64 = pair[a].iter().sum();
+        std::array::from_fn(|b| ((pair[a][b] / row) / prior[b]).ln() as f32)
+    });
+    (lift, std::array::from_fn(|k| prior[k].ln() as f32))
+}

@@ -1,0 +1,332 @@
+//! Text vectors: TF-IDF (linfa-preprocessing) over a profile's description,
+//! offers, needs and tags, reduced to a dense, L2-normalised embedding by a very
+//! sparse random projection (Li, Hastie & Church 2006: each term adds ±1 to a few
+//! hashed dimensions). The projection needs no stored matrix — it is a function
+//! of the term's vocabulary index — so it scales to any vocabulary, and cosine
+//! similarity of embeddings approximates TF-IDF cosine.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use linfa_preprocessing::CountVectorizer;
+use ndarray::{Array1, Array2, ArrayView1};
+use rayon::prelude::*;
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+
+/// Non-zeros each term contributes to.
+const HASHES_PER_TERM: u64 = 4;
+
+/// Words too common in profiles to tell firms apart.
+const STOPWORDS: &[&str] = &[
+    "the",
+    "and",
+    "for",
+    "with",
+    "its",
+    "our",
+    "are",
+    "was",
+    "were",
+    "has",
+    "have",
+    "that",
+    "this",
+    "from",
+    "into",
+    "also",
+    "well",
+    "such",
+    "other",
+    "which",
+    "their",
+    "they",
+    "them",
+    "both",
+    "all",
+    "any",
+    "can",
+    "may",
+    "more",
+    "most",
+    "through",
+    "based",
+    "company",
+    "companies",
+    "inc",
+    "ltd",
+    "limited",
+    "co",
+    "corporation",
+    "corp",
+    "group",
+    "headquartered",
+    "founded",
+    "incorporated",
+    "operates",
+    "provides",
+    "offers",
+    "engages",
+    "engaged",
+    "together",
+    "subsidiaries",
+    "products",
+    "services",
+    "various",
+    "including",
+    "include",
+    "includes",
+    "as",
+    "in",
+    "of",
+    "on",
+    "to",
+    "by",
+    "an",
+    "or",
+    "is",
+    "be",
+    "at",
+    "it",
+    "we",
+    "us",
+    "not",
+    "but",
+    "than",
+    "og",
+    "af",
+    "til",
+    "med",
+    "den",
+    "det",
+    "der",
+    "som",
+    "en",
+    "et",
+    "er",
+    "på",
+    "vi",
+    "fra",
+];
+
+/// The token pattern of linfa's `CountVectorizer`, so that query-time tokens are the
+/// ones the vocabulary was fitted on.
+fn tokens(text: &str) -> impl Iterator<Item = String> + '_ {
+    static PATTERN: OnceLock<Regex> = OnceLock::new();
+    PATTERN
+        .get_or_init(|| Regex::new(r"\b\w\w+\b").expect("static pattern"))
+        .find_iter(text)
+        .map(|found| found.as_str().to_lowercase())
+}
+
+/// The vocabulary comes from linfa's `CountVectorizer` (document-frequency bounds,
+/// stop words, size cap); the idf is computed here over the whole catalogue, because
+/// linfa's TF-IDF transform takes document frequencies from the batch it is given,
+/// which is meaningless for a single query.
+#[derive(Serialize, Deserialize)]
+pub struct TextModel {
+    terms: Vec<String>,
+    idf: Vec<f32>,
+    dim: usize,
+    #[serde(skip)]
+    lookup: OnceLock<HashMap<String, u32>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("text model: {0}")]
+pub struct TextError(String);
+
+impl TextModel {
+    /// Fits the vocabulary and idf on `documents`. Terms in fewer than two documents
+    /// or in more than half of them carry no matching signal and are dropped.
+    pub fn fit(documents: &[String], dim: usize, max_terms: usize) -> Result<TextModel, TextError> {
+        let small = documents.len() < 20;
+        let max_df = if small { 1.0 } else { 0.5 };
+        let min_df = if small {
+            0.0
+        } else {
+            2.0 / documents.len() as f32
+        };
+        let corpus = Array1::from_iter(documents.iter().map(|document| document.as_str()));
+        let vectorizer = CountVectorizer::params()
+            .convert_to_lowercase(true)
+            .document_frequency(min_df, max_df)
+            .max_features(Some(max_terms))
+            .stopwords(STOPWORDS)
+            .fit(&corpus)
+            .map_err(|error| TextError(error.to_string()))?;
+        let terms = vectorizer.vocabulary().clone();
+        let lookup: HashMap<String, u32> = terms
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.clone(), i as u32))
+            .collect();
+        let document_frequency = documents
+            .par_iter()
+            .fold(
+                || vec![0u32; terms.len()],
+                |mut counts, document| {
+                    let mut seen: Vec<u32> = tokens(document)
+                        .filter_map(|token| lookup.get(&token).copied())
+                        .collect();
+                    seen.sort_unstable();
+                    seen.dedup();
+                    for term in seen {
+                        counts[term as usize] += 1;
+                    }
+                    counts
+                },
+            )
+            .reduce(
+                || vec![0u32; terms.len()],
+                |a, b| a.iter().zip(&b).map(|(x, y)| x + y).collect(),
+            );
+        let n = documents.len() as f32;
+        let idf = document_frequency
+            .iter()
+            .map(|&df| ((1.0 + n) / (1.0 + df as f32)).ln() + 1.0)
+            .collect();
+        Ok(TextModel {
+            terms,
+            idf,
+            dim,
+            lookup: OnceLock::from(lookup),
+        })
+    }
+
+    fn lookup(&self) -> &HashMap<String, u32> {
+        self.lookup.get_or_init(|| {
+            self.terms
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (t.clone(), i as u32))
+                .collect()
+        })
+    }
+
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    pub fn vocabulary_size(&self) -> usize {
+        self.terms.len()
+    }
+
+    /// Sparse TF-IDF weights of a document (sublinear tf), by term index.
+    fn weights(&self, document: &str) -> Vec<(u32, f32)> {
+        let lookup = self.lookup();
+        let mut counts: HashMap<u32, u32> = HashMap::new();
+        for token in tokens(document) {
+            if let Some(&term) = lookup.get(&token) {
+                *counts.entry(term).or_default() += 1;
+            }
+        }
+        let mut weights: Vec<(u32, f32)> = counts
+            .into_iter()
+            .map(|(term, count)| (term, (1.0 + (count as f32).ln()) * self.idf[term as usize]))
+            .collect();
+        weights.sort_unstable_by_key(|(term, _)| *term);
+        weights
+    }
+
+    /// Embeds documents in parallel; each row has unit length (or is zero when no
+    /// known term occurs).
+    pub fn embed_all(&self, documents: &[String]) -> Array2<f32> {
+        let mut out = Array2::zeros((documents.len(), self.dim));
+        out.axis_iter_mut(ndarray::Axis(0))
+            .into_par_iter()
+            .zip(documents.par_iter())
+            .for_each(|(row, document)| self.embed_into(document, row));
+        out
+    }
+
+    pub fn embed(&self, document: &str) -> Array1<f32> {
+        let mut out = Array1::zeros(self.dim);
+        self.embed_into(document, out.view_mut());
+        out
+    }
+
+    fn embed_into(&self, document: &str, mut embedding: ndarray::ArrayViewMut1<f32>) {
+        for (term, weight) in self.weights(document) {
+            for hash in 0..HASHES_PER_TERM {
+                let bits = splitmix64(term as u64 * HASHES_PER_TERM + hash);
+                let dim = (bits % self.dim as u64) as usize;
+                let sign = if bits >> 63 == 1 { 1.0 } else { -1.0 };
+                embedding[dim] += sign * weight;
+            }
+        }
+        normalise(embedding);
+    }
+
+    /// The `limit` terms of `document` with the highest TF-IDF weight: a short,
+    /// distinctive query for BM25 retrieval, much faster than the whole text.
+    pub fn key_terms(&self, document: &str, limit: usize) -> Vec<String> {
+        let mut weighted = self.weights(document);
+        weighted.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        weighted
+            .into_iter()
+            .take(limit)
+            .map(|(term, _)| self.terms[term as usize].clone())
+            .collect()
+    }
+}
+
+/// Scales a vector to unit length in place (zero vectors stay zero).
+pub fn normalise(mut vector: ndarray::ArrayViewMut1<f32>) {
+    let norm = vector.dot(&vector).sqrt();
+    if norm > 0.0 {
+        vector /= norm;
+    }
+}
+
+pub fn cosine(a: ArrayView1<f32>, b: ArrayView1<f32>) -> f32 {
+    a.dot(&b)
+}
+
+fn splitmix64(seed: u64) -> u64 {
+    let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn corpus() -> Vec<String> {
+        [
+            "dairy cheese milk production",
+            "cheese and yoghurt dairy farm",
+            "refrigerated trucking cold chain logistics",
+            "cold chain warehouse logistics",
+            "software for hospitals and clinics",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    }
+
+    #[test]
+    fn similar_texts_are_close() {
+        let docs = corpus();
+        let model = TextModel::fit(&docs, 512, 1000).unwrap();
+        let embeddings = model.embed_all(&docs);
+        let dairy = cosine(embeddings.row(0), embeddings.row(1));
+        let unrelated = cosine(embeddings.row(0), embeddings.row(4));
+        assert!(
+            dairy > unrelated + 0.2,
+            "dairy {dairy} vs unrelated {unrelated}"
+        );
+        let norm = embeddings.row(2).dot(&embeddings.row(2));
+        assert!((norm - 1.0).abs() < 1e-4);
+    }
+
+    #[test]
+    fn key_terms_are_the_distinctive_words() {
+        let model = TextModel::fit(&corpus(), 64, 1000).unwrap();
+        let terms = model.key_terms("cold chain logistics for cheese", 2);
+        assert_eq!(terms.len(), 2);
+        assert!(!terms.contains(&"for".to_string()));
+    }
+}

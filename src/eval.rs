@@ -1,0 +1,511 @@
+//! `klynge eval`: the quality benchmark on consortium data in the CORDIS format of
+//! `shared/data/consortia` (see its README for the protocol). It builds a fresh
+//! in-memory index from the catalogue, fits the models, answers every query with
+//! the same code the API runs, writes one prediction line per query, and — when
+//! the queries carry plain member ids — prints Recall@10, Recall@50, nDCG@50 and
+//! network precision next to the popularity and TF-IDF baselines of the same run.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, Write};
+use std::path::Path;
+use std::sync::Arc;
+
+use klynge_index::{FirmIndex, StoredFirm};
+use klynge_models::model::ModelParams;
+use klynge_models::{Collaboration, validate_collaboration, validate_profile};
+use rayon::prelude::*;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::engine::{Engine, ShortlistRequest};
+
+#[derive(Deserialize)]
+struct Org {
+    id: String,
+    name: String,
+    kind: Option<String>,
+    country: Option<String>,
+    city: Option<String>,
+    nuts: Option<String>,
+    sme: Option<bool>,
+    url: Option<String>,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    topics: Vec<String>,
+    #[serde(default)]
+    projects: u32,
+}
+
+#[derive(Deserialize)]
+struct QueryLine {
+    id: String,
+    #[serde(default)]
+    title: String,
+    #[serde(default)]
+    topic: String,
+    #[serde(default)]
+    topic_title: String,
+    #[serde(default)]
+    objective: String,
+    anchor: String,
+    size: usize,
+    #[serde(default)]
+    members: Vec<String>,
+}
+
+pub struct Prediction {
+    pub id: String,
+    pub ranked: Vec<String>,
+    pub network: Vec<String>,
+}
+
+#[derive(Default, Clone, Copy)]
+struct Scores {
+    recall10: f64,
+    recall50: f64,
+    ndcg50: f64,
+    network_precision: f64,
+}
+
+fn read_lines<T: for<'de> Deserialize<'de>>(path: &Path) -> anyhow::Result<Vec<T>> {
+    let file = std::fs::File::open(path)
+        .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
+    std::io::BufReader::new(file)
+        .lines()
+        .enumerate()
+        .filter(|(_, line)| line.as_ref().map_or(true, |l| !l.trim().is_empty()))
+        .map(|(n, line)| {
+            Ok(serde_json::from_str(&line?)
+                .map_err(|e| anyhow::anyhow!("{}:{}: {e}", path.display(), n + 1))?)
+        })
+        .collect()
+}
+
+/// A CORDIS organisation as a klynge profile; optional fields that do not pass
+/// validation (a NUTS code outside its country, say) are dropped, not the org.
+pub fn org_profile(org: &Value) -> Option<Value> {
+    let get = |key: &str| org.get(key).filter(|v| !v.is_null()).cloned();
+    let mut profile = serde_json::Map::new();
+    profile.insert("id".into(), get("id")?);
+    profile.insert("name".into(), get("name")?);
+    profile.insert("kind".into(), get("kind").unwrap_or(json!("other")));
+    profile.insert(
+        "description".into(),
+        get("description").unwrap_or(json!("")),
+    );
+    if let Some(Value::Array(topics)) = get("topics") {
+        profile.insert(
+            "tags".into(),
+            Value::Array(topics.into_iter().take(100).collect()),
+        );
+    }
+    for (from, to) in [
+        ("country", "country"),
+        ("nuts", "region"),
+        ("city", "city"),
+        ("sme", "sme"),
+        ("url", "website"),
+    ] {
+        if let Some(value) = get(from) {
+            profile.insert(to.into(), value);
+        }
+    }
+    let mut value = Value::Object(profile);
+    loop {
+        match validate_profile(&value) {
+            Ok(_) => return Some(value),
+            Err(errors) => {
+                let object = value.as_object_mut()?;
+                let before = object.len();
+                for error in errors {
+                    let field = error
+                        .field
+                        .split('[')
+                        .next()
+                        .unwrap_or_default()
+                        .to_string();
+                    if !matches!(field.as_str(), "id" | "name") {
+                        object.remove(&field);
+                    }
+                }
+                if object.len() == before {
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+/// Loads a consortium catalogue directory into a fresh in-memory engine and fits it.
+pub fn load_catalogue(dir: &Path) -> anyhow::Result<(Engine, Vec<Value>)> {
+    let orgs: Vec<Value> = read_lines(&dir.join("orgs.jsonl"))?;
+    let updated_at = crate::ingest::now_rfc3339();
+    let firms: Vec<StoredFirm> = orgs
+        .iter()
+        .filter_map(org_profile)
+        .map(|profile| StoredFirm {
+            firm: validate_profile(&profile).expect("checked"),
+            raw: profile.to_string(),
+            updated_at: updated_at.clone(),
+        })
+        .collect();
+    let collaborations: Vec<Collaboration> = read_lines::<Value>(
+        &dir.join("collaborations.jsonl"),
+    )?
+    .iter()
+    .filter_map(|c| {
+        let value =
+            json!({ "id": c.get("id")?, "title": c.get("title")?, "members": c.get("members")? });
+        validate_collaboration(&value).ok()
+    })
+    .collect();
+    let index = FirmIndex::in_memory()?;
+    index.upsert_firms(&firms)?;
+    index.upsert_collaborations(&collaborations)?;
+    let engine = Engine::new(Arc::new(index), None, ModelParams::default());
+    let started = std::time::Instant::now();
+    engine.fit()?;
+    eprintln!("model: {}", engine.model_info());
+    eprintln!(
+        "catalogue: {} profiles, {} collaborations; model fitted in {:.1} s",
+        firms.len(),
+        collaborations.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok((engine, orgs))
+}
+
+pub fn run(
+    catalogue: &Path,
+    queries_path: &Path,
+    predictions_path: &Path,
+    k: usize,
+) -> anyhow::Result<()> {
+    let (engine, orgs) = load_catalogue(catalogue)?;
+    let queries: Vec<QueryLine> = read_lines(queries_path)?;
+    let started = std::time::Instant::now();
+    let predictions: Vec<Prediction> = queries
+        .par_iter()
+        .map(|query| {
+            let text = [
+                &query.title,
+                &query.topic,
+                &query.topic_title,
+                &query.objective,
+            ]
+            .iter()
+            .filter(|t| !t.is_empty())
+            .map(|t| t.as_str())
+            .collect::<Vec<_>>()
+            .join(". ");
+            let request = ShortlistRequest {
+                anchors: vec![query.anchor.clone()],
+                opportunity: Some(text),
+                k,
+                ..Default::default()
+            };
+            let ranked: Vec<String> = match engine.shortlist(&request) {
+                Ok(list) => list.partners.into_iter().map(|p| p.id).collect(),
+                Err(_) => Vec::new(),
+            };
+            let network = std::iter::once(query.anchor.clone())
+                .chain(ranked.iter().take(query.size.saturating_sub(1)).cloned())
+                .collect();
+            Prediction {
+                id: query.id.clone(),
+                ranked,
+                network,
+            }
+        })
+        .collect();
+    let elapsed = started.elapsed();
+    let mut out = std::io::BufWriter::new(std::fs::File::create(predictions_path)?);
+    for prediction in &predictions {
+        writeln!(
+            out,
+            "{}",
+            json!({ "id": prediction.id, "ranked": prediction.ranked, "network": prediction.network })
+        )?;
+    }
+    out.flush()?;
+    eprintln!(
+        "{} queries answered in {:.1} s ({:.1} ms each); predictions in {}",
+        queries.len(),
+        elapsed.as_secs_f64(),
+        elapsed.as_secs_f64() * 1e3 / queries.len().max(1) as f64,
+        predictions_path.display()
+    );
+
+    let known: HashSet<&str> = orgs
+        .iter()
+        .filter_map(|o| o.get("id").and_then(Value::as_str))
+        .collect();
+    let scorable = queries
+        .iter()
+        .any(|q| q.members.iter().any(|m| known.contains(m.as_str())));
+    if !scorable {
+        println!("queries carry no plain member ids (sealed); predictions written, no scores");
+        return Ok(());
+    }
+    if std::env::var_os("KLYNGE_EVAL_DEBUG").is_some() {
+        debug_pool(&engine, &queries);
+    }
+    let baselines = Baselines::new(&orgs);
+    let mut rows = vec![(
+        "klynge".to_string(),
+        evaluate(&queries, &predictions, &known),
+    )];
+    for (name, ranker) in [("popularity", 0usize), ("tfidf", 1)] {
+        let predictions: Vec<Prediction> = queries
+            .par_iter()
+            .map(|q| {
+                let ranked = if ranker == 0 {
+                    baselines.popularity(&q.anchor, k)
+                } else {
+                    baselines.tfidf(q, k)
+                };
+                let network = std::iter::once(q.anchor.clone())
+                    .chain(ranked.iter().take(q.size.saturating_sub(1)).cloned())
+                    .collect();
+                Prediction {
+                    id: q.id.clone(),
+                    ranked,
+                    network,
+                }
+            })
+            .collect();
+        rows.push((name.to_string(), evaluate(&queries, &predictions, &known)));
+    }
+    println!(
+        "| system | Recall@10 | Recall@50 | nDCG@50 | network precision | catalogue coverage |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for (name, (scores, coverage)) in rows {
+        println!(
+            "| {name} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} |",
+            scores.recall10, scores.recall50, scores.ndcg50, scores.network_precision, coverage
+        );
+    }
+    Ok(())
+}
+
+fn evaluate(
+    queries: &[QueryLine],
+    predictions: &[Prediction],
+    catalogue: &HashSet<&str>,
+) -> (Scores, f64) {
+    let mut total = Scores::default();
+    let mut recommended: HashSet<&str> = HashSet::new();
+    let mut counted = 0usize;
+    for (query, prediction) in queries.iter().zip(predictions) {
+        recommended.extend(prediction.ranked.iter().map(String::as_str));
+        let members: HashSet<&str> = query.members.iter().map(String::as_str).collect();
+        if members.is_empty() {
+            continue;
+        }
+        counted += 1;
+        let hits = |k: usize| {
+            prediction
+                .ranked
+                .iter()
+                .take(k)
+                .filter(|id| members.contains(id.as_str()))
+                .count() as f64
+        };
+        total.recall10 += hits(10) / members.len() as f64;
+        total.recall50 += hits(50) / members.len() as f64;
+        let dcg: f64 = prediction
+            .ranked
+            .iter()
+            .take(50)
+            .enumerate()
+            .filter(|(_, id)| members.contains(id.as_str()))
+            .map(|(i, _)| 1.0 / (i as f64 + 2.0).log2())
+            .sum();
+        let ideal: f64 = (0..members.len().min(50))
+            .map(|i| 1.0 / (i as f64 + 2.0).log2())
+            .sum();
+        total.ndcg50 += dcg / ideal;
+        let others: Vec<&String> = prediction
+            .network
+            .iter()
+            .filter(|id| **id != query.anchor)
+            .collect();
+        if !others.is_empty() {
+            total.network_precision += others
+                .iter()
+                .filter(|id| members.contains(id.as_str()))
+                .count() as f64
+                / others.len() as f64;
+        }
+    }
+    let n = counted.max(1) as f64;
+    let scores = Scores {
+        recall10: total.recall10 / n,
+        recall50: total.recall50 / n,
+        ndcg50: total.ndcg50 / n,
+        network_precision: total.network_precision / n,
+    };
+    (
+        scores,
+        recommended.len() as f64 / catalogue.len().max(1) as f64,
+    )
+}
+
+/// The two reference rankers of the benchmark README, computed in the same run.
+struct Baselines {
+    by_popularity: Vec<String>,
+    projects: HashMap<String, u32>,
+    idf: HashMap<String, f64>,
+    vectors: Vec<(String, HashMap<String, f64>)>,
+}
+
+fn words(text: &str) -> Vec<String> {
+    static PATTERN: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    PATTERN
+        .get_or_init(|| regex::Regex::new(r"\w\w+").expect("static"))
+        .find_iter(&text.to_lowercase())
+        .map(|m| m.as_str().to_string())
+        .collect()
+}
+
+fn tf_vector(text: &str, idf: &HashMap<String, f64>) -> HashMap<String, f64> {
+    let mut counts: HashMap<String, f64> = HashMap::new();
+    for word in words(text) {
+        *counts.entry(word).or_default() += 1.0;
+    }
+    let mut vector: HashMap<String, f64> = counts
+        .into_iter()
+        .filter_map(|(w, c)| Some((w.clone(), (1.0 + f64::ln(c)) * idf.get(&w)?)))
+        .collect();
+    let norm = vector.values().map(|v| v * v).sum::<f64>().sqrt();
+    if norm > 0.0 {
+        vector.values_mut().for_each(|v| *v /= norm);
+    }
+    vector
+}
+
+impl Baselines {
+    fn new(orgs: &[Value]) -> Baselines {
+        let parsed: Vec<Org> = orgs
+            .iter()
+            .filter_map(|o| serde_json::from_value(o.clone()).ok())
+            .collect();
+        let mut by_popularity: Vec<&Org> = parsed.iter().collect();
+        by_popularity.sort_by(|a, b| b.projects.cmp(&a.projects).then(a.id.cmp(&b.id)));
+        let mut df: HashMap<String, f64> = HashMap::new();
+        for org in &parsed {
+            for word in words(&org.description).into_iter().collect::<HashSet<_>>() {
+                *df.entry(word).or_default() += 1.0;
+            }
+        }
+        let n = parsed.len() as f64;
+        let idf: HashMap<String, f64> = df
+            .into_iter()
+            .map(|(w, d)| (w, ((1.0 + n) / (1.0 + d)).ln() + 1.0))
+            .collect();
+        let vectors = parsed
+            .iter()
+            .map(|o| (o.id.clone(), tf_vector(&o.description, &idf)))
+            .collect();
+        let _ = parsed
+            .iter()
+            .map(|o| {
+                (
+                    &o.name, &o.kind, &o.country, &o.city, &o.nuts, &o.sme, &o.url, &o.topics,
+                )
+            })
+            .count();
+        Baselines {
+            by_popularity: by_popularity.iter().map(|o| o.id.clone()).collect(),
+            projects: parsed.iter().map(|o| (o.id.clone(), o.projects)).collect(),
+            idf,
+            vectors,
+        }
+    }
+
+    fn popularity(&self, anchor: &str, k: usize) -> Vec<String> {
+        self.by_popularity
+            .iter()
+            .filter(|id| *id != anchor)
+            .take(k)
+            .cloned()
+            .collect()
+    }
+
+    fn tfidf(&self, query: &QueryLine, k: usize) -> Vec<String> {
+        let text = format!(
+            "{} {} {} {}",
+            query.title, query.topic, query.topic_title, query.objective
+        );
+        let q = tf_vector(&text, &self.idf);
+        let mut scored: Vec<(f64, u32, &String)> = self
+            .vectors
+            .iter()
+            .filter(|(id, _)| *id != query.anchor)
+            .map(|(id, v)| {
+                (
+                    q.iter().map(|(w, x)| x * v.get(w).unwrap_or(&0.0)).sum(),
+                    self.projects[id],
+                    id,
+                )
+            })
+            .collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.cmp(&a.1)).then(a.2.cmp(b.2)));
+        scored
+            .into_iter()
+            .take(k)
+            .map(|(_, _, id)| id.clone())
+            .collect()
+    }
+}
+
+fn debug_pool(engine: &Engine, queries: &[QueryLine]) {
+    let model = engine.model().expect("fitted");
+    let (mut total, mut found) = (0usize, 0usize);
+    let mut pos = [0f64; klynge_models::scoring::SIGNAL_COUNT];
+    let mut neg = [0f64; klynge_models::scoring::SIGNAL_COUNT];
+    let (mut np, mut nn) = (0f64, 0f64);
+    for q in queries {
+        let Some(anchor) = model.position(&q.anchor) else {
+            continue;
+        };
+        let text = format!("{}. {}. {}", q.title, q.topic, q.topic_title);
+        let prepared = model.prepare(&klynge_models::model::Query {
+            anchors: vec![anchor],
+            text: Some(text.clone()),
+        });
+        let pool = engine.candidates(&model, &prepared, Some(&text)).unwrap();
+        let members: HashSet<u32> = q.members.iter().filter_map(|m| model.position(m)).collect();
+        total += members.len();
+        for c in &pool {
+            let f = model.features(&prepared, *c);
+            if members.contains(c) {
+                found += 1;
+                np += 1.0;
+                for (a, b) in pos.iter_mut().zip(f) {
+                    *a += b as f64;
+                }
+            } else {
+                nn += 1.0;
+                for (a, b) in neg.iter_mut().zip(f) {
+                    *a += b as f64;
+                }
+            }
+        }
+    }
+    eprintln!(
+        "pool recall {:.3} ({found}/{total}), pool size avg {:.0}",
+        found as f64 / total as f64,
+        (np + nn) / queries.len() as f64
+    );
+    for (i, s) in klynge_models::scoring::SIGNALS.iter().enumerate() {
+        eprintln!(
+            "{:>22} members {:.3} others {:.3}",
+            s.name(),
+            pos[i] / np,
+            neg[i] / nn
+        );
+    }
+}
