@@ -3,6 +3,9 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
 
 use actix_cors::Cors;
 use actix_web::dev::Server;
@@ -22,6 +25,32 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub engine: Arc<Engine>,
     pub cache: Cache,
+    changes: Arc<Notify>,
+}
+
+impl AppState {
+    /// Tells the retrainer that profiles or ties changed.
+    pub fn changed(&self) {
+        self.changes.notify_one();
+    }
+}
+
+/// Refits the model after writes, once they have been quiet for the debounce
+/// period, so a bulk import of many batches costs one fit, not one per batch.
+/// Serving goes on from the previous model until the new one is swapped in.
+fn spawn_retrainer(engine: Arc<Engine>, changes: Arc<Notify>, debounce: Duration) {
+    actix_web::rt::spawn(async move {
+        loop {
+            changes.notified().await;
+            while tokio::time::timeout(debounce, changes.notified()).await.is_ok() {}
+            let engine = engine.clone();
+            match tokio::task::spawn_blocking(move || engine.fit()).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(error)) => tracing::error!(%error, "model refit failed; serving the previous model"),
+                Err(error) => tracing::error!(%error, "model refit panicked; serving the previous model"),
+            }
+        }
+    });
 }
 
 pub struct Application {
@@ -33,48 +62,39 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         let index = FirmIndex::open(&settings.data.dir.join("index"))?;
         let store = ModelStore::new(crate::engine::model_dir(&settings.data.dir));
-        let engine = Arc::new(Engine::new(
-            Arc::new(index),
-            Some(store),
-            ModelParams::default(),
-        ));
+        let engine = Arc::new(Engine::new(Arc::new(index), Some(store), ModelParams::default()));
         if settings.server.demo {
             let engine = engine.clone();
-            let loaded =
-                tokio::task::spawn_blocking(move || crate::demo::load_if_empty(&engine)).await??;
+            let loaded = tokio::task::spawn_blocking(move || crate::demo::load_if_empty(&engine)).await??;
             if loaded > 0 {
                 tracing::info!(profiles = loaded, "loaded the demo catalogue");
             }
         }
         let cache = Cache::connect(&settings.cache).await;
-        let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
-            .map_err(|error| {
-                anyhow::anyhow!(
-                    "cannot listen on {}:{}: {error}",
-                    settings.server.host,
-                    settings.server.port
-                )
-            })?;
+        let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port)).map_err(|error| {
+            anyhow::anyhow!("cannot listen on {}:{}: {error}", settings.server.host, settings.server.port)
+        })?;
         let port = listener.local_addr()?.port();
         let settings = Arc::new(settings);
         crate::telemetry::prometheus();
-        let state = web::Data::new(AppState {
-            settings: settings.clone(),
-            engine,
-            cache,
-        });
+        let changes = Arc::new(Notify::new());
+        if settings.models.retrain_debounce_seconds > 0 {
+            let debounce = Duration::from_secs(settings.models.retrain_debounce_seconds);
+            spawn_retrainer(engine.clone(), changes.clone(), debounce);
+        }
+        if !engine.model_is_current() {
+            changes.notify_one();
+        }
+        let state = web::Data::new(AppState { settings: settings.clone(), engine, cache, changes });
         let workers = match settings.server.workers {
-            0 => std::thread::available_parallelism()
-                .map(usize::from)
-                .unwrap_or(2),
+            0 => std::thread::available_parallelism().map(usize::from).unwrap_or(2),
             n => n,
         };
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
                 .app_data(web::QueryConfig::default().error_handler(|error, _| {
-                    ApiError::bad_request("bad_query", format!("invalid query string: {error}"))
-                        .into()
+                    ApiError::bad_request("bad_query", format!("invalid query string: {error}")).into()
                 }))
                 .app_data(web::PathConfig::default().error_handler(|error, _| {
                     ApiError::bad_request("bad_path", format!("invalid path: {error}")).into()
@@ -112,7 +132,5 @@ fn cors(origins: &[String]) -> Cors {
     if origins.iter().any(|origin| origin == "*") {
         return base.allow_any_origin();
     }
-    origins
-        .iter()
-        .fold(base, |cors, origin| cors.allowed_origin(origin))
+    origins.iter().fold(base, |cors, origin| cors.allowed_origin(origin))
 }

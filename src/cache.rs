@@ -52,15 +52,8 @@ impl Cache {
         let ttl = Duration::from_secs(settings.ttl_seconds);
         let prefix: Arc<str> = settings.key_prefix.as_str().into();
         let Some(url) = &settings.redis_url else {
-            let memory = MemoryCache::builder()
-                .max_capacity(settings.memory_capacity)
-                .time_to_live(ttl)
-                .build();
-            return Cache {
-                backend: Backend::Memory(memory),
-                prefix,
-                ttl,
-            };
+            let memory = MemoryCache::builder().max_capacity(settings.memory_capacity).time_to_live(ttl).build();
+            return Cache { backend: Backend::Memory(memory), prefix, ttl };
         };
         let client = redis::Client::open(url.expose()).expect("checked when settings were loaded");
         let backend = Arc::new(RedisBackend {
@@ -69,9 +62,7 @@ impl Cache {
             timeout: Duration::from_millis(settings.redis_timeout_ms),
         });
         if !backend.try_connect().await {
-            tracing::warn!(
-                "redis is not reachable; answering uncached and reconnecting in the background"
-            );
+            tracing::warn!("redis is not reachable; answering uncached and reconnecting in the background");
             let background = Arc::downgrade(&backend);
             tokio::spawn(async move {
                 loop {
@@ -86,11 +77,7 @@ impl Cache {
                 }
             });
         }
-        Cache {
-            backend: Backend::Redis(backend),
-            prefix,
-            ttl,
-        }
+        Cache { backend: Backend::Redis(backend), prefix, ttl }
     }
 
     pub fn backend_name(&self) -> &'static str {
@@ -101,7 +88,7 @@ impl Cache {
     }
 
     /// The full key of an entry: prefix, generation, kind, and the caller's key.
-    pub fn key(&self, generation: u64, kind: &str, request_key: &str) -> String {
+    pub fn key(&self, generation: impl std::fmt::Display, kind: &str, request_key: &str) -> String {
         format!("{}:g{generation}:{kind}:{request_key}", self.prefix)
     }
 
@@ -186,8 +173,7 @@ impl RedisBackend {
             return CacheState::Down;
         };
         let ping = redis::cmd("PING");
-        match tokio::time::timeout(self.timeout, ping.query_async::<String>(&mut connection)).await
-        {
+        match tokio::time::timeout(self.timeout, ping.query_async::<String>(&mut connection)).await {
             Ok(Ok(_)) => CacheState::Up,
             _ => CacheState::Down,
         }

@@ -93,35 +93,21 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn load_settings(
-    config: Option<PathBuf>,
-    overrides: Vec<(&str, Option<String>)>,
-) -> anyhow::Result<Settings> {
+fn load_settings(config: Option<PathBuf>, overrides: Vec<(&str, Option<String>)>) -> anyhow::Result<Settings> {
     let sources = SettingsSources {
         file: config,
-        overrides: overrides
-            .into_iter()
-            .filter_map(|(key, value)| Some((key.to_string(), value?)))
-            .collect(),
+        overrides: overrides.into_iter().filter_map(|(key, value)| Some((key.to_string(), value?))).collect(),
     };
     Ok(Settings::load(&sources)?)
 }
 
 fn data_override(data: &DataDir) -> (&'static str, Option<String>) {
-    (
-        "data.dir",
-        data.data_dir.as_ref().map(|dir| dir.display().to_string()),
-    )
+    ("data.dir", data.data_dir.as_ref().map(|dir| dir.display().to_string()))
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve {
-            port,
-            host,
-            data,
-            demo,
-        } => {
+        Command::Serve { port, host, data, demo } => {
             let settings = load_settings(
                 cli.config,
                 vec![
@@ -144,12 +130,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             crate::telemetry::init_logging(&settings.log);
             ingest_files(&settings, &files)
         }
-        Command::Eval {
-            catalogue,
-            queries,
-            predictions,
-            k,
-        } => {
+        Command::Eval { catalogue, queries, predictions, k } => {
             anyhow::ensure!((1..=200).contains(&k), "--k must be from 1 to 200");
             crate::eval::run(&catalogue, &queries, &predictions, k)
         }
@@ -180,8 +161,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// Reads a file, un-gzipping `.gz`.
 pub fn read_input(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
-    let bytes = std::fs::read(path)
-        .map_err(|error| anyhow::anyhow!("cannot read {}: {error}", path.display()))?;
+    let bytes = std::fs::read(path).map_err(|error| anyhow::anyhow!("cannot read {}: {error}", path.display()))?;
     if path.extension().is_some_and(|extension| extension == "gz") {
         let mut out = Vec::new();
         flate2::read::GzDecoder::new(bytes.as_slice()).read_to_end(&mut out)?;
@@ -199,13 +179,10 @@ fn ingest_files(settings: &Settings, files: &[PathBuf]) -> anyhow::Result<()> {
     for path in files {
         let name = path.display().to_string();
         let format = Format::from_path(&name).ok_or_else(|| {
-            anyhow::anyhow!(
-                "{name}: unknown format (use .json, .ndjson, .jsonl or .csv, optionally .gz)"
-            )
+            anyhow::anyhow!("{name}: unknown format (use .json, .ndjson, .jsonl or .csv, optionally .gz)")
         })?;
-        let items = ingest::parse_items(&read_input(path)?, format).map_err(|error| {
-            anyhow::anyhow!("{name}: {} (line {:?})", error.message, error.line)
-        })?;
+        let items = ingest::parse_items(&read_input(path)?, format)
+            .map_err(|error| anyhow::anyhow!("{name}: {} (line {:?})", error.message, error.line))?;
         let progress = ProgressBar::new(items.len() as u64).with_style(
             ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
                 .expect("static template")
@@ -216,15 +193,9 @@ fn ingest_files(settings: &Settings, files: &[PathBuf]) -> anyhow::Result<()> {
         for chunk in items.chunks(5_000) {
             let (accepted, rejected) = ingest::validate_items(chunk, &updated_at);
             for bad in &rejected {
-                let line = bad
-                    .line
-                    .map(|line| format!("line {line}"))
-                    .unwrap_or_else(|| format!("item {}", bad.index));
-                let problems: Vec<String> = bad
-                    .errors
-                    .iter()
-                    .map(|error| format!("{}: {}", error.field, error.message))
-                    .collect();
+                let line = bad.line.map(|line| format!("line {line}")).unwrap_or_else(|| format!("item {}", bad.index));
+                let problems: Vec<String> =
+                    bad.errors.iter().map(|error| format!("{}: {}", error.field, error.message)).collect();
                 progress.println(format!("{name} {line}: rejected: {}", problems.join("; ")));
             }
             engine.upsert_firms(&accepted)?;
@@ -234,9 +205,6 @@ fn ingest_files(settings: &Settings, files: &[PathBuf]) -> anyhow::Result<()> {
         }
         progress.finish();
     }
-    println!(
-        "accepted {accepted_total}, rejected {rejected_total}; index generation {}",
-        engine.index().generation()
-    );
+    println!("accepted {accepted_total}, rejected {rejected_total}; index generation {}", engine.index().generation());
     Ok(())
 }

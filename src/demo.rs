@@ -15,9 +15,7 @@ const COLLABORATIONS: &[u8] = include_bytes!("../data/demo/collaborations.ndjson
 
 fn gunzip(bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    GzDecoder::new(bytes)
-        .read_to_end(&mut out)
-        .expect("the shipped demo files are valid gzip");
+    GzDecoder::new(bytes).read_to_end(&mut out).expect("the shipped demo files are valid gzip");
     out
 }
 
@@ -27,21 +25,15 @@ pub fn load_if_empty(engine: &Engine) -> anyhow::Result<usize> {
     if engine.index().num_firms()? > 0 {
         return Ok(0);
     }
-    let items = ingest::parse_items(&gunzip(FIRMS), Format::Ndjson)
-        .map_err(|error| anyhow::anyhow!(error.message))?;
+    let items = ingest::parse_items(&gunzip(FIRMS), Format::Ndjson).map_err(|error| anyhow::anyhow!(error.message))?;
     let (firms, rejected) = ingest::validate_items(&items, &ingest::now_rfc3339());
-    anyhow::ensure!(
-        rejected.is_empty(),
-        "the shipped demo catalogue has invalid profiles: {:?}",
-        &rejected[..1]
-    );
+    anyhow::ensure!(rejected.is_empty(), "the shipped demo catalogue has invalid profiles: {:?}", &rejected[..1]);
     let collaborations = String::from_utf8(gunzip(COLLABORATIONS))?
         .lines()
         .filter(|line| !line.trim().is_empty())
         .map(|line| {
             let value = serde_json::from_str(line)?;
-            validate_collaboration(&value)
-                .map_err(|errors| anyhow::anyhow!("invalid demo collaboration: {errors:?}"))
+            validate_collaboration(&value).map_err(|errors| anyhow::anyhow!("invalid demo collaboration: {errors:?}"))
         })
         .collect::<anyhow::Result<Vec<Collaboration>>>()?;
     engine.upsert_firms(&firms)?;

@@ -38,6 +38,8 @@ pub enum EngineError {
     NoModel,
     #[error("unknown firm ids: {0:?}")]
     UnknownFirms(Vec<String>),
+    #[error("firm `{0}` is newer than the model")]
+    NotInModel(String),
     #[error("model: {0}")]
     Model(String),
 }
@@ -106,13 +108,7 @@ impl Engine {
                 None
             }
         });
-        Engine {
-            index,
-            model: RwLock::new(loaded),
-            store,
-            params,
-            fitting: Mutex::new(()),
-        }
+        Engine { index, model: RwLock::new(loaded), store, params, fitting: Mutex::new(()) }
     }
 
     pub fn index(&self) -> &FirmIndex {
@@ -127,10 +123,7 @@ impl Engine {
         self.index.delete_firm(id)
     }
 
-    pub fn upsert_collaborations(
-        &self,
-        collaborations: &[Collaboration],
-    ) -> Result<u64, IndexError> {
+    pub fn upsert_collaborations(&self, collaborations: &[Collaboration]) -> Result<u64, IndexError> {
         self.index.upsert_collaborations(collaborations)
     }
 
@@ -147,8 +140,7 @@ impl Engine {
 
     /// Whether the model was fitted on the index as it is now.
     pub fn model_is_current(&self) -> bool {
-        self.model()
-            .is_some_and(|m| m.generation == self.index.generation())
+        self.model().is_some_and(|m| m.generation == self.index.generation())
     }
 
     /// Fits a model on the catalogue as it is now and swaps it in; readers keep
@@ -168,9 +160,7 @@ impl Engine {
         let model = FittedModel::fit(&firms, &collaborations, generation, self.params.clone())
             .map_err(|error| EngineError::Model(error.to_string()))?;
         if let Some(store) = &self.store {
-            store
-                .save(&model)
-                .map_err(|error| EngineError::Model(error.to_string()))?;
+            store.save(&model).map_err(|error| EngineError::Model(error.to_string()))?;
         }
         let model = Arc::new(model);
         *self.model.write().unwrap_or_else(|p| p.into_inner()) = Some(model.clone());
@@ -222,18 +212,20 @@ impl Engine {
     /// Ranked partners for anchors and/or an opportunity text.
     pub fn shortlist(&self, request: &ShortlistRequest) -> Result<Shortlist, EngineError> {
         let model = self.model().ok_or(EngineError::NoModel)?;
-        let anchors = self.positions(&model, &request.anchors)?;
-        let query = model.prepare(&Query {
-            anchors: anchors.clone(),
-            text: request.opportunity.clone(),
-        });
+        let anchors = match self.positions(&model, &request.anchors) {
+            Err(EngineError::UnknownFirms(ids)) => {
+                // Known to the index but not to the model: added since the last fit.
+                let missing = self.index.missing_firms(&ids)?;
+                if missing.is_empty() {
+                    return Err(EngineError::NotInModel(ids[0].clone()));
+                }
+                return Err(EngineError::UnknownFirms(missing));
+            }
+            other => other?,
+        };
+        let query = model.prepare(&Query { anchors: anchors.clone(), text: request.opportunity.clone() });
         let candidates = self.candidates(&model, &query, request.opportunity.as_deref())?;
-        let excluded: HashSet<u32> = request
-            .filters
-            .exclude
-            .iter()
-            .filter_map(|id| model.position(id))
-            .collect();
+        let excluded: HashSet<u32> = request.filters.exclude.iter().filter_map(|id| model.position(id)).collect();
         let mut scored: Vec<(u32, f32)> = candidates
             .iter()
             .copied()
@@ -243,10 +235,7 @@ impl Engine {
             .collect();
         scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         scored.truncate(request.k);
-        let partners = scored
-            .iter()
-            .map(|&(c, _)| self.partner(&model, &query, c))
-            .collect();
+        let partners = scored.iter().map(|&(c, _)| self.partner(&model, &query, c)).collect();
         Ok(Shortlist {
             generation: self.index.generation(),
             model_generation: model.generation,
@@ -265,11 +254,7 @@ impl Engine {
                 None => unknown.push(id.clone()),
             }
         }
-        if unknown.is_empty() {
-            Ok(positions)
-        } else {
-            Err(EngineError::UnknownFirms(unknown))
-        }
+        if unknown.is_empty() { Ok(positions) } else { Err(EngineError::UnknownFirms(unknown)) }
     }
 
     /// The union of the model's retrievers and BM25 retrievals from the index: the
@@ -282,18 +267,10 @@ impl Engine {
         opportunity: Option<&str>,
     ) -> Result<Vec<u32>, EngineError> {
         let mut candidates = model.candidates(query, PER_SOURCE);
-        let mut seen: HashSet<u32> = candidates
-            .iter()
-            .copied()
-            .chain(query.anchors.iter().copied())
-            .collect();
+        let mut seen: HashSet<u32> = candidates.iter().copied().chain(query.anchors.iter().copied()).collect();
         let mut searches: Vec<(String, TextField, usize)> = Vec::new();
         if let Some(text) = opportunity {
-            searches.push((
-                model.text.key_terms(text, 16).join(" "),
-                TextField::Body,
-                PER_SOURCE,
-            ));
+            searches.push((model.text.key_terms(text, 16).join(" "), TextField::Body, PER_SOURCE));
         }
         for &anchor in &query.anchors {
             let meta = &model.meta[anchor as usize];
@@ -319,21 +296,14 @@ impl Engine {
     pub fn passes(&self, model: &FittedModel, candidate: u32, filters: &Filters) -> bool {
         let meta = &model.meta[candidate as usize];
         filters.kind.is_none_or(|kind| meta.kind == kind)
+            && filters.country.as_ref().is_none_or(|c| meta.country.as_ref() == Some(c))
             && filters
-                .country
+                .region
                 .as_ref()
-                .is_none_or(|c| meta.country.as_ref() == Some(c))
-            && filters.region.as_ref().is_none_or(|r| {
-                meta.region
-                    .as_ref()
-                    .is_some_and(|own| own.starts_with(r.as_str()))
-            })
-            && filters
-                .sector
-                .as_ref()
-                .is_none_or(|s| meta.sectors.iter().any(|own| own.starts_with(s.as_str())))
+                .is_none_or(|r| meta.region.as_ref().is_some_and(|own| own.starts_with(r.as_str())))
+            && filters.sector.as_ref().is_none_or(|s| meta.sectors.iter().any(|own| own.starts_with(s.as_str())))
             && filters.sme.is_none_or(|sme| meta.sme == sme)
-            && filters.size.is_none_or(|_| true)
+            && filters.size.is_none_or(|size| meta.size == Some(size))
     }
 
     pub fn partner(&self, model: &FittedModel, query: &PreparedQuery, candidate: u32) -> Partner {

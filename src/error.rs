@@ -34,13 +34,7 @@ struct ErrorFields<'a> {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-            field: None,
-            details: None,
-        }
+        ApiError { status, code, message: message.into(), field: None, details: None }
     }
 
     pub fn with_field(mut self, field: impl Into<String>) -> ApiError {
@@ -63,12 +57,7 @@ impl ApiError {
 
     /// 422 for one field.
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> ApiError {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_failed",
-            message,
-        )
-        .with_field(field)
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", message).with_field(field)
     }
 
     pub fn conflict(code: &'static str, message: impl Into<String>) -> ApiError {
@@ -78,11 +67,7 @@ impl ApiError {
     /// A fault of the service, not the caller: logged in full, answered generically.
     pub fn internal(cause: impl std::fmt::Display) -> ApiError {
         tracing::error!(error = %cause, "internal error");
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "internal error; see the service log",
-        )
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; see the service log")
     }
 
     pub fn unavailable(message: impl Into<String>) -> ApiError {
@@ -92,13 +77,7 @@ impl ApiError {
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} {}: {}",
-            self.status.as_u16(),
-            self.code,
-            self.message
-        )
+        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.message)
     }
 }
 

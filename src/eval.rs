@@ -69,15 +69,13 @@ struct Scores {
 }
 
 fn read_lines<T: for<'de> Deserialize<'de>>(path: &Path) -> anyhow::Result<Vec<T>> {
-    let file = std::fs::File::open(path)
-        .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
+    let file = std::fs::File::open(path).map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
     std::io::BufReader::new(file)
         .lines()
         .enumerate()
         .filter(|(_, line)| line.as_ref().map_or(true, |l| !l.trim().is_empty()))
         .map(|(n, line)| {
-            Ok(serde_json::from_str(&line?)
-                .map_err(|e| anyhow::anyhow!("{}:{}: {e}", path.display(), n + 1))?)
+            Ok(serde_json::from_str(&line?).map_err(|e| anyhow::anyhow!("{}:{}: {e}", path.display(), n + 1))?)
         })
         .collect()
 }
@@ -90,23 +88,12 @@ pub fn org_profile(org: &Value) -> Option<Value> {
     profile.insert("id".into(), get("id")?);
     profile.insert("name".into(), get("name")?);
     profile.insert("kind".into(), get("kind").unwrap_or(json!("other")));
-    profile.insert(
-        "description".into(),
-        get("description").unwrap_or(json!("")),
-    );
+    profile.insert("description".into(), get("description").unwrap_or(json!("")));
     if let Some(Value::Array(topics)) = get("topics") {
-        profile.insert(
-            "tags".into(),
-            Value::Array(topics.into_iter().take(100).collect()),
-        );
+        profile.insert("tags".into(), Value::Array(topics.into_iter().take(100).collect()));
     }
-    for (from, to) in [
-        ("country", "country"),
-        ("nuts", "region"),
-        ("city", "city"),
-        ("sme", "sme"),
-        ("url", "website"),
-    ] {
+    for (from, to) in [("country", "country"), ("nuts", "region"), ("city", "city"), ("sme", "sme"), ("url", "website")]
+    {
         if let Some(value) = get(from) {
             profile.insert(to.into(), value);
         }
@@ -119,12 +106,7 @@ pub fn org_profile(org: &Value) -> Option<Value> {
                 let object = value.as_object_mut()?;
                 let before = object.len();
                 for error in errors {
-                    let field = error
-                        .field
-                        .split('[')
-                        .next()
-                        .unwrap_or_default()
-                        .to_string();
+                    let field = error.field.split('[').next().unwrap_or_default().to_string();
                     if !matches!(field.as_str(), "id" | "name") {
                         object.remove(&field);
                     }
@@ -150,16 +132,13 @@ pub fn load_catalogue(dir: &Path) -> anyhow::Result<(Engine, Vec<Value>)> {
             updated_at: updated_at.clone(),
         })
         .collect();
-    let collaborations: Vec<Collaboration> = read_lines::<Value>(
-        &dir.join("collaborations.jsonl"),
-    )?
-    .iter()
-    .filter_map(|c| {
-        let value =
-            json!({ "id": c.get("id")?, "title": c.get("title")?, "members": c.get("members")? });
-        validate_collaboration(&value).ok()
-    })
-    .collect();
+    let collaborations: Vec<Collaboration> = read_lines::<Value>(&dir.join("collaborations.jsonl"))?
+        .iter()
+        .filter_map(|c| {
+            let value = json!({ "id": c.get("id")?, "title": c.get("title")?, "members": c.get("members")? });
+            validate_collaboration(&value).ok()
+        })
+        .collect();
     let index = FirmIndex::in_memory()?;
     index.upsert_firms(&firms)?;
     index.upsert_collaborations(&collaborations)?;
@@ -176,29 +155,19 @@ pub fn load_catalogue(dir: &Path) -> anyhow::Result<(Engine, Vec<Value>)> {
     Ok((engine, orgs))
 }
 
-pub fn run(
-    catalogue: &Path,
-    queries_path: &Path,
-    predictions_path: &Path,
-    k: usize,
-) -> anyhow::Result<()> {
+pub fn run(catalogue: &Path, queries_path: &Path, predictions_path: &Path, k: usize) -> anyhow::Result<()> {
     let (engine, orgs) = load_catalogue(catalogue)?;
     let queries: Vec<QueryLine> = read_lines(queries_path)?;
     let started = std::time::Instant::now();
     let predictions: Vec<Prediction> = queries
         .par_iter()
         .map(|query| {
-            let text = [
-                &query.title,
-                &query.topic,
-                &query.topic_title,
-                &query.objective,
-            ]
-            .iter()
-            .filter(|t| !t.is_empty())
-            .map(|t| t.as_str())
-            .collect::<Vec<_>>()
-            .join(". ");
+            let text = [&query.title, &query.topic, &query.topic_title, &query.objective]
+                .iter()
+                .filter(|t| !t.is_empty())
+                .map(|t| t.as_str())
+                .collect::<Vec<_>>()
+                .join(". ");
             let request = ShortlistRequest {
                 anchors: vec![query.anchor.clone()],
                 opportunity: Some(text),
@@ -212,11 +181,7 @@ pub fn run(
             let network = std::iter::once(query.anchor.clone())
                 .chain(ranked.iter().take(query.size.saturating_sub(1)).cloned())
                 .collect();
-            Prediction {
-                id: query.id.clone(),
-                ranked,
-                network,
-            }
+            Prediction { id: query.id.clone(), ranked, network }
         })
         .collect();
     let elapsed = started.elapsed();
@@ -237,13 +202,8 @@ pub fn run(
         predictions_path.display()
     );
 
-    let known: HashSet<&str> = orgs
-        .iter()
-        .filter_map(|o| o.get("id").and_then(Value::as_str))
-        .collect();
-    let scorable = queries
-        .iter()
-        .any(|q| q.members.iter().any(|m| known.contains(m.as_str())));
+    let known: HashSet<&str> = orgs.iter().filter_map(|o| o.get("id").and_then(Value::as_str)).collect();
+    let scorable = queries.iter().any(|q| q.members.iter().any(|m| known.contains(m.as_str())));
     if !scorable {
         println!("queries carry no plain member ids (sealed); predictions written, no scores");
         return Ok(());
@@ -252,34 +212,21 @@ pub fn run(
         debug_pool(&engine, &queries);
     }
     let baselines = Baselines::new(&orgs);
-    let mut rows = vec![(
-        "klynge".to_string(),
-        evaluate(&queries, &predictions, &known),
-    )];
+    let mut rows = vec![("klynge".to_string(), evaluate(&queries, &predictions, &known))];
     for (name, ranker) in [("popularity", 0usize), ("tfidf", 1)] {
         let predictions: Vec<Prediction> = queries
             .par_iter()
             .map(|q| {
-                let ranked = if ranker == 0 {
-                    baselines.popularity(&q.anchor, k)
-                } else {
-                    baselines.tfidf(q, k)
-                };
+                let ranked = if ranker == 0 { baselines.popularity(&q.anchor, k) } else { baselines.tfidf(q, k) };
                 let network = std::iter::once(q.anchor.clone())
                     .chain(ranked.iter().take(q.size.saturating_sub(1)).cloned())
                     .collect();
-                Prediction {
-                    id: q.id.clone(),
-                    ranked,
-                    network,
-                }
+                Prediction { id: q.id.clone(), ranked, network }
             })
             .collect();
         rows.push((name.to_string(), evaluate(&queries, &predictions, &known)));
     }
-    println!(
-        "| system | Recall@10 | Recall@50 | nDCG@50 | network precision | catalogue coverage |"
-    );
+    println!("| system | Recall@10 | Recall@50 | nDCG@50 | network precision | catalogue coverage |");
     println!("|---|---|---|---|---|---|");
     for (name, (scores, coverage)) in rows {
         println!(
@@ -290,11 +237,7 @@ pub fn run(
     Ok(())
 }
 
-fn evaluate(
-    queries: &[QueryLine],
-    predictions: &[Prediction],
-    catalogue: &HashSet<&str>,
-) -> (Scores, f64) {
+fn evaluate(queries: &[QueryLine], predictions: &[Prediction], catalogue: &HashSet<&str>) -> (Scores, f64) {
     let mut total = Scores::default();
     let mut recommended: HashSet<&str> = HashSet::new();
     let mut counted = 0usize;
@@ -305,14 +248,8 @@ fn evaluate(
             continue;
         }
         counted += 1;
-        let hits = |k: usize| {
-            prediction
-                .ranked
-                .iter()
-                .take(k)
-                .filter(|id| members.contains(id.as_str()))
-                .count() as f64
-        };
+        let hits =
+            |k: usize| prediction.ranked.iter().take(k).filter(|id| members.contains(id.as_str())).count() as f64;
         total.recall10 += hits(10) / members.len() as f64;
         total.recall50 += hits(50) / members.len() as f64;
         let dcg: f64 = prediction
@@ -323,21 +260,12 @@ fn evaluate(
             .filter(|(_, id)| members.contains(id.as_str()))
             .map(|(i, _)| 1.0 / (i as f64 + 2.0).log2())
             .sum();
-        let ideal: f64 = (0..members.len().min(50))
-            .map(|i| 1.0 / (i as f64 + 2.0).log2())
-            .sum();
+        let ideal: f64 = (0..members.len().min(50)).map(|i| 1.0 / (i as f64 + 2.0).log2()).sum();
         total.ndcg50 += dcg / ideal;
-        let others: Vec<&String> = prediction
-            .network
-            .iter()
-            .filter(|id| **id != query.anchor)
-            .collect();
+        let others: Vec<&String> = prediction.network.iter().filter(|id| **id != query.anchor).collect();
         if !others.is_empty() {
-            total.network_precision += others
-                .iter()
-                .filter(|id| members.contains(id.as_str()))
-                .count() as f64
-                / others.len() as f64;
+            total.network_precision +=
+                others.iter().filter(|id| members.contains(id.as_str())).count() as f64 / others.len() as f64;
         }
     }
     let n = counted.max(1) as f64;
@@ -347,10 +275,7 @@ fn evaluate(
         ndcg50: total.ndcg50 / n,
         network_precision: total.network_precision / n,
     };
-    (
-        scores,
-        recommended.len() as f64 / catalogue.len().max(1) as f64,
-    )
+    (scores, recommended.len() as f64 / catalogue.len().max(1) as f64)
 }
 
 /// The two reference rankers of the benchmark README, computed in the same run.
@@ -375,10 +300,8 @@ fn tf_vector(text: &str, idf: &HashMap<String, f64>) -> HashMap<String, f64> {
     for word in words(text) {
         *counts.entry(word).or_default() += 1.0;
     }
-    let mut vector: HashMap<String, f64> = counts
-        .into_iter()
-        .filter_map(|(w, c)| Some((w.clone(), (1.0 + f64::ln(c)) * idf.get(&w)?)))
-        .collect();
+    let mut vector: HashMap<String, f64> =
+        counts.into_iter().filter_map(|(w, c)| Some((w.clone(), (1.0 + f64::ln(c)) * idf.get(&w)?))).collect();
     let norm = vector.values().map(|v| v * v).sum::<f64>().sqrt();
     if norm > 0.0 {
         vector.values_mut().for_each(|v| *v /= norm);
@@ -388,10 +311,7 @@ fn tf_vector(text: &str, idf: &HashMap<String, f64>) -> HashMap<String, f64> {
 
 impl Baselines {
     fn new(orgs: &[Value]) -> Baselines {
-        let parsed: Vec<Org> = orgs
-            .iter()
-            .filter_map(|o| serde_json::from_value(o.clone()).ok())
-            .collect();
+        let parsed: Vec<Org> = orgs.iter().filter_map(|o| serde_json::from_value(o.clone()).ok()).collect();
         let mut by_popularity: Vec<&Org> = parsed.iter().collect();
         by_popularity.sort_by(|a, b| b.projects.cmp(&a.projects).then(a.id.cmp(&b.id)));
         let mut df: HashMap<String, f64> = HashMap::new();
@@ -401,22 +321,10 @@ impl Baselines {
             }
         }
         let n = parsed.len() as f64;
-        let idf: HashMap<String, f64> = df
-            .into_iter()
-            .map(|(w, d)| (w, ((1.0 + n) / (1.0 + d)).ln() + 1.0))
-            .collect();
-        let vectors = parsed
-            .iter()
-            .map(|o| (o.id.clone(), tf_vector(&o.description, &idf)))
-            .collect();
-        let _ = parsed
-            .iter()
-            .map(|o| {
-                (
-                    &o.name, &o.kind, &o.country, &o.city, &o.nuts, &o.sme, &o.url, &o.topics,
-                )
-            })
-            .count();
+        let idf: HashMap<String, f64> = df.into_iter().map(|(w, d)| (w, ((1.0 + n) / (1.0 + d)).ln() + 1.0)).collect();
+        let vectors = parsed.iter().map(|o| (o.id.clone(), tf_vector(&o.description, &idf))).collect();
+        let _ =
+            parsed.iter().map(|o| (&o.name, &o.kind, &o.country, &o.city, &o.nuts, &o.sme, &o.url, &o.topics)).count();
         Baselines {
             by_popularity: by_popularity.iter().map(|o| o.id.clone()).collect(),
             projects: parsed.iter().map(|o| (o.id.clone(), o.projects)).collect(),
@@ -426,38 +334,20 @@ impl Baselines {
     }
 
     fn popularity(&self, anchor: &str, k: usize) -> Vec<String> {
-        self.by_popularity
-            .iter()
-            .filter(|id| *id != anchor)
-            .take(k)
-            .cloned()
-            .collect()
+        self.by_popularity.iter().filter(|id| *id != anchor).take(k).cloned().collect()
     }
 
     fn tfidf(&self, query: &QueryLine, k: usize) -> Vec<String> {
-        let text = format!(
-            "{} {} {} {}",
-            query.title, query.topic, query.topic_title, query.objective
-        );
+        let text = format!("{} {} {} {}", query.title, query.topic, query.topic_title, query.objective);
         let q = tf_vector(&text, &self.idf);
         let mut scored: Vec<(f64, u32, &String)> = self
             .vectors
             .iter()
             .filter(|(id, _)| *id != query.anchor)
-            .map(|(id, v)| {
-                (
-                    q.iter().map(|(w, x)| x * v.get(w).unwrap_or(&0.0)).sum(),
-                    self.projects[id],
-                    id,
-                )
-            })
+            .map(|(id, v)| (q.iter().map(|(w, x)| x * v.get(w).unwrap_or(&0.0)).sum(), self.projects[id], id))
             .collect();
         scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.cmp(&a.1)).then(a.2.cmp(b.2)));
-        scored
-            .into_iter()
-            .take(k)
-            .map(|(_, _, id)| id.clone())
-            .collect()
+        scored.into_iter().take(k).map(|(_, _, id)| id.clone()).collect()
     }
 }
 
@@ -472,10 +362,7 @@ fn debug_pool(engine: &Engine, queries: &[QueryLine]) {
             continue;
         };
         let text = format!("{}. {}. {}", q.title, q.topic, q.topic_title);
-        let prepared = model.prepare(&klynge_models::model::Query {
-            anchors: vec![anchor],
-            text: Some(text.clone()),
-        });
+        let prepared = model.prepare(&klynge_models::model::Query { anchors: vec![anchor], text: Some(text.clone()) });
         let pool = engine.candidates(&model, &prepared, Some(&text)).unwrap();
         let members: HashSet<u32> = q.members.iter().filter_map(|m| model.position(m)).collect();
         total += members.len();
@@ -501,11 +388,6 @@ fn debug_pool(engine: &Engine, queries: &[QueryLine]) {
         (np + nn) / queries.len() as f64
     );
     for (i, s) in klynge_models::scoring::SIGNALS.iter().enumerate() {
-        eprintln!(
-            "{:>22} members {:.3} others {:.3}",
-            s.name(),
-            pos[i] / np,
-            neg[i] / nn
-        );
+        eprintln!("{:>22} members {:.3} others {:.3}", s.name(), pos[i] / np, neg[i] / nn);
     }
 }

@@ -19,17 +19,10 @@ pub enum Format {
 impl Format {
     /// From a `Content-Type` header value; `None` for unsupported types.
     pub fn from_content_type(content_type: &str) -> Option<Format> {
-        let essence = content_type
-            .split(';')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase();
+        let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
         match essence.as_str() {
             "application/json" => Some(Format::Json),
-            "application/x-ndjson" | "application/jsonl" | "application/jsonlines" => {
-                Some(Format::Ndjson)
-            }
+            "application/x-ndjson" | "application/jsonl" | "application/jsonlines" => Some(Format::Ndjson),
             "text/csv" => Some(Format::Csv),
             _ => None,
         }
@@ -77,10 +70,8 @@ pub struct Rejected {
 const CSV_LIST_FIELDS: [&str; 5] = ["offers", "needs", "sectors", "tags", "languages"];
 
 pub fn parse_items(body: &[u8], format: Format) -> Result<Vec<Item>, ParseError> {
-    let text = std::str::from_utf8(body).map_err(|error| ParseError {
-        message: format!("body is not UTF-8: {error}"),
-        line: None,
-    })?;
+    let text = std::str::from_utf8(body)
+        .map_err(|error| ParseError { message: format!("body is not UTF-8: {error}"), line: None })?;
     match format {
         Format::Json => parse_json(text),
         Format::Ndjson => parse_ndjson(text),
@@ -90,25 +81,14 @@ pub fn parse_items(body: &[u8], format: Format) -> Result<Vec<Item>, ParseError>
 
 fn parse_json(text: &str) -> Result<Vec<Item>, ParseError> {
     let trimmed = text.trim_start();
-    let error = |error: serde_json::Error| ParseError {
-        message: format!("malformed JSON: {error}"),
-        line: Some(error.line()),
-    };
+    let error =
+        |error: serde_json::Error| ParseError { message: format!("malformed JSON: {error}"), line: Some(error.line()) };
     if trimmed.starts_with('{') {
         let raw: Box<RawValue> = serde_json::from_str(text).map_err(error)?;
-        return Ok(vec![Item {
-            line: None,
-            raw: raw.get().to_string(),
-        }]);
+        return Ok(vec![Item { line: None, raw: raw.get().to_string() }]);
     }
     let items: Vec<Box<RawValue>> = serde_json::from_str(text).map_err(error)?;
-    Ok(items
-        .into_iter()
-        .map(|raw| Item {
-            line: None,
-            raw: raw.get().to_string(),
-        })
-        .collect())
+    Ok(items.into_iter().map(|raw| Item { line: None, raw: raw.get().to_string() }).collect())
 }
 
 fn parse_ndjson(text: &str) -> Result<Vec<Item>, ParseError> {
@@ -122,10 +102,7 @@ fn parse_ndjson(text: &str) -> Result<Vec<Item>, ParseError> {
             message: format!("malformed JSON on line {}: {error}", number + 1),
             line: Some(number + 1),
         })?;
-        items.push(Item {
-            line: Some(number + 1),
-            raw: raw.get().to_string(),
-        });
+        items.push(Item { line: Some(number + 1), raw: raw.get().to_string() });
     }
     Ok(items)
 }
@@ -133,15 +110,10 @@ fn parse_ndjson(text: &str) -> Result<Vec<Item>, ParseError> {
 /// CSV: a header row naming profile fields; list fields are `;`-separated, and
 /// `location` is `lat;lon`. Empty cells are left out.
 fn parse_csv(text: &str) -> Result<Vec<Item>, ParseError> {
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(false)
-        .from_reader(text.as_bytes());
+    let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(text.as_bytes());
     let headers = reader
         .headers()
-        .map_err(|error| ParseError {
-            message: format!("malformed CSV header: {error}"),
-            line: Some(1),
-        })?
+        .map_err(|error| ParseError { message: format!("malformed CSV header: {error}"), line: Some(1) })?
         .clone();
     let mut items = Vec::new();
     for record in reader.records() {
@@ -158,28 +130,16 @@ fn parse_csv(text: &str) -> Result<Vec<Item>, ParseError> {
             }
             object.insert(header.to_string(), csv_cell(header, cell));
         }
-        items.push(Item {
-            line,
-            raw: Value::Object(object).to_string(),
-        });
+        items.push(Item { line, raw: Value::Object(object).to_string() });
     }
     Ok(items)
 }
 
 fn csv_cell(header: &str, cell: &str) -> Value {
-    let list = || {
-        cell.split(';')
-            .map(str::trim)
-            .filter(|part| !part.is_empty())
-    };
+    let list = || cell.split(';').map(str::trim).filter(|part| !part.is_empty());
     match header {
-        _ if CSV_LIST_FIELDS.contains(&header) => {
-            Value::Array(list().map(|part| Value::String(part.into())).collect())
-        }
-        "employees" => cell
-            .parse::<u64>()
-            .map(Value::from)
-            .unwrap_or_else(|_| Value::String(cell.into())),
+        _ if CSV_LIST_FIELDS.contains(&header) => Value::Array(list().map(|part| Value::String(part.into())).collect()),
+        "employees" => cell.parse::<u64>().map(Value::from).unwrap_or_else(|_| Value::String(cell.into())),
         "sme" => match cell.to_ascii_lowercase().as_str() {
             "true" | "yes" | "1" => Value::Bool(true),
             "false" | "no" | "0" => Value::Bool(false),
@@ -208,12 +168,7 @@ pub fn validate_items(items: &[Item], updated_at: &str) -> (Vec<StoredFirm>, Vec
             Ok(value) => value,
             Err(error) => {
                 let error = FieldError::new("", "malformed", error.to_string());
-                rejected.push(Rejected {
-                    index,
-                    line: item.line,
-                    id: None,
-                    errors: vec![error],
-                });
+                rejected.push(Rejected { index, line: item.line, id: None, errors: vec![error] });
                 continue;
             }
         };
@@ -222,19 +177,11 @@ pub fn validate_items(items: &[Item], updated_at: &str) -> (Vec<StoredFirm>, Vec
                 index,
                 line: item.line,
                 id: Some(firm.id.clone()),
-                errors: vec![FieldError::new(
-                    "id",
-                    "duplicate_id",
-                    "this id appears more than once in the input",
-                )],
+                errors: vec![FieldError::new("id", "duplicate_id", "this id appears more than once in the input")],
             }),
             Ok(firm) => {
                 let raw = without_updated_at(&item.raw, &value);
-                accepted.push(StoredFirm {
-                    firm,
-                    raw,
-                    updated_at: updated_at.to_string(),
-                });
+                accepted.push(StoredFirm { firm, raw, updated_at: updated_at.to_string() });
             }
             Err(errors) => rejected.push(Rejected {
                 index,
@@ -262,11 +209,8 @@ fn without_updated_at(raw: &str, value: &Value) -> String {
 
 /// Now, as RFC 3339 in UTC with second precision.
 pub fn now_rfc3339() -> String {
-    let now = time::OffsetDateTime::now_utc()
-        .replace_nanosecond(0)
-        .expect("0 is a valid nanosecond");
-    now.format(&time::format_description::well_known::Rfc3339)
-        .expect("RFC 3339 formats every UTC time")
+    let now = time::OffsetDateTime::now_utc().replace_nanosecond(0).expect("0 is a valid nanosecond");
+    now.format(&time::format_description::well_known::Rfc3339).expect("RFC 3339 formats every UTC time")
 }
 
 /// A stored profile as the API returns it: the exact JSON the caller sent with the
@@ -299,11 +243,8 @@ mod tests {
 
     #[test]
     fn json_items_keep_their_exact_bytes() {
-        let items = parse_items(
-            r#"[ {"id":"a",  "name":"Ä"} , {"name":"B","id":"b"} ]"#.as_bytes(),
-            Format::Json,
-        )
-        .unwrap();
+        let items =
+            parse_items(r#"[ {"id":"a",  "name":"Ä"} , {"name":"B","id":"b"} ]"#.as_bytes(), Format::Json).unwrap();
         assert_eq!(items[0].raw, r#"{"id":"a",  "name":"Ä"}"#);
         assert_eq!(items[1].raw, r#"{"name":"B","id":"b"}"#);
     }
@@ -328,11 +269,8 @@ mod tests {
 
     #[test]
     fn duplicate_ids_are_rejected() {
-        let items = parse_items(
-            b"{\"id\":\"a\",\"name\":\"A\"}\n{\"id\":\"a\",\"name\":\"B\"}",
-            Format::Ndjson,
-        )
-        .unwrap();
+        let items =
+            parse_items(b"{\"id\":\"a\",\"name\":\"A\"}\n{\"id\":\"a\",\"name\":\"B\"}", Format::Ndjson).unwrap();
         let (accepted, rejected) = validate_items(&items, "now");
         assert_eq!(accepted.len(), 1);
         assert_eq!(rejected[0].errors[0].code, "duplicate_id");

@@ -126,10 +126,7 @@ pub struct SettingsError {
 
 impl SettingsError {
     fn new(setting: &str, message: impl Into<String>) -> SettingsError {
-        SettingsError {
-            setting: setting.to_string(),
-            message: message.into(),
-        }
+        SettingsError { setting: setting.to_string(), message: message.into() }
     }
 }
 
@@ -147,16 +144,11 @@ impl Settings {
         match &sources.file {
             Some(path) => {
                 if !path.exists() {
-                    return Err(SettingsError::new(
-                        "--config",
-                        format!("file {} does not exist", path.display()),
-                    ));
+                    return Err(SettingsError::new("--config", format!("file {} does not exist", path.display())));
                 }
                 builder = builder.add_source(File::from(path.as_path()).format(FileFormat::Toml));
             }
-            None => {
-                builder = builder.add_source(File::from(Path::new("klynge.toml")).required(false))
-            }
+            None => builder = builder.add_source(File::from(Path::new("klynge.toml")).required(false)),
         }
         if let Some(env) = env {
             builder = builder.add_source(
@@ -184,54 +176,27 @@ impl Settings {
 
     fn check(&self) -> Result<(), SettingsError> {
         if self.server.max_body_bytes < 1024 {
-            return Err(SettingsError::new(
-                "server.max_body_bytes",
-                "must be at least 1024",
-            ));
+            return Err(SettingsError::new("server.max_body_bytes", "must be at least 1024"));
         }
         if !matches!(self.log.format.as_str(), "pretty" | "json") {
-            return Err(SettingsError::new(
-                "log.format",
-                "must be `pretty` or `json`",
-            ));
+            return Err(SettingsError::new("log.format", "must be `pretty` or `json`"));
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
-            return Err(SettingsError::new(
-                "log.level",
-                "is not a valid tracing filter",
-            ));
+            return Err(SettingsError::new("log.level", "is not a valid tracing filter"));
         }
         if let Some(url) = &self.cache.redis_url
             && redis::Client::open(url.expose()).is_err()
         {
-            return Err(SettingsError::new(
-                "cache.redis_url",
-                "is not a valid redis:// URL",
-            ));
+            return Err(SettingsError::new("cache.redis_url", "is not a valid redis:// URL"));
         }
         if self.cache.ttl_seconds == 0 {
-            return Err(SettingsError::new(
-                "cache.ttl_seconds",
-                "must be at least 1",
-            ));
+            return Err(SettingsError::new("cache.ttl_seconds", "must be at least 1"));
         }
         if self.cache.key_prefix.is_empty() || self.cache.key_prefix.contains(char::is_whitespace) {
-            return Err(SettingsError::new(
-                "cache.key_prefix",
-                "must be a non-empty word",
-            ));
+            return Err(SettingsError::new("cache.key_prefix", "must be a non-empty word"));
         }
-        if self
-            .auth
-            .write_keys
-            .iter()
-            .chain(&self.auth.read_keys)
-            .any(|key| key.expose().len() < 8)
-        {
-            return Err(SettingsError::new(
-                "auth.write_keys",
-                "every key must be at least 8 characters",
-            ));
+        if self.auth.write_keys.iter().chain(&self.auth.read_keys).any(|key| key.expose().len() < 8) {
+            return Err(SettingsError::new("auth.write_keys", "every key must be at least 8 characters"));
         }
         if !(1..=200).contains(&self.refresh.k) {
             return Err(SettingsError::new("refresh.k", "must be from 1 to 200"));
@@ -247,11 +212,7 @@ fn config_error(error: config::ConfigError) -> SettingsError {
         .split(" for key `")
         .nth(1)
         .and_then(|rest| rest.split('`').next())
-        .or_else(|| {
-            text.split("unknown field `")
-                .nth(1)
-                .and_then(|rest| rest.split('`').next())
-        })
+        .or_else(|| text.split("unknown field `").nth(1).and_then(|rest| rest.split('`').next()))
         .unwrap_or("settings");
     SettingsError::new(setting, text.clone())
 }
@@ -298,38 +259,19 @@ mod tests {
     fn load(env: &[(&str, &str)], overrides: &[(&str, &str)]) -> Result<Settings, SettingsError> {
         let sources = SettingsSources {
             file: None,
-            overrides: overrides
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            overrides: overrides.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         };
-        Settings::load_with_env(
-            &sources,
-            Some(
-                env.iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-            ),
-        )
+        Settings::load_with_env(&sources, Some(env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()))
     }
 
     #[test]
     fn environment_overrides_defaults_and_flags_override_environment() {
-        let settings = load(
-            &[
-                ("KLYNGE__SERVER__PORT", "9000"),
-                ("KLYNGE__AUTH__WRITE_KEYS", "key-one-1,key-two-2"),
-            ],
-            &[],
-        )
-        .unwrap();
+        let settings =
+            load(&[("KLYNGE__SERVER__PORT", "9000"), ("KLYNGE__AUTH__WRITE_KEYS", "key-one-1,key-two-2")], &[])
+                .unwrap();
         assert_eq!(settings.server.port, 9000);
         assert_eq!(settings.auth.write_keys.len(), 2);
-        let settings = load(
-            &[("KLYNGE__SERVER__PORT", "9000")],
-            &[("server.port", "9100")],
-        )
-        .unwrap();
+        let settings = load(&[("KLYNGE__SERVER__PORT", "9000")], &[("server.port", "9100")]).unwrap();
         assert_eq!(settings.server.port, 9100);
     }
 
@@ -343,14 +285,7 @@ mod tests {
 
     #[test]
     fn secrets_are_not_printed() {
-        let settings = load(
-            &[(
-                "KLYNGE__CACHE__REDIS_URL",
-                "redis://:hunter2@localhost:6379",
-            )],
-            &[],
-        )
-        .unwrap();
+        let settings = load(&[("KLYNGE__CACHE__REDIS_URL", "redis://:hunter2@localhost:6379")], &[]).unwrap();
         assert!(!format!("{settings:?}").contains("hunter2"));
     }
 }

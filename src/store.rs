@@ -24,9 +24,7 @@ impl ModelStore {
         fs::create_dir_all(&self.dir)?;
         let name = format!("gen-{}", model.generation);
         let target = self.dir.join(&name);
-        let staging = self
-            .dir
-            .join(format!(".staging-{name}-{}", std::process::id()));
+        let staging = self.dir.join(format!(".staging-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&staging);
         fs::create_dir_all(&staging)?;
         let mut json = BufWriter::new(fs::File::create(staging.join("model.json"))?);
@@ -52,13 +50,8 @@ impl ModelStore {
             return Ok(None);
         };
         let dir = self.dir.join(name.trim());
-        let mut model: FittedModel =
-            serde_json::from_reader(BufReader::new(fs::File::open(dir.join("model.json"))?))?;
-        let embeddings = read_embeddings(
-            &dir.join("embeddings.f32"),
-            model.ids.len(),
-            model.text.dim(),
-        )?;
+        let mut model: FittedModel = serde_json::from_reader(BufReader::new(fs::File::open(dir.join("model.json"))?))?;
+        let embeddings = read_embeddings(&dir.join("embeddings.f32"), model.ids.len(), model.text.dim())?;
         model.restore(embeddings);
         Ok(Some(model))
     }
@@ -85,9 +78,6 @@ fn read_embeddings(path: &Path, rows: usize, dim: usize) -> anyhow::Result<Array
         bytes.len(),
         rows * dim * 4
     );
-    let values: Vec<f32> = bytes
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
+    let values: Vec<f32> = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
     Ok(Array2::from_shape_vec((rows, dim), values)?)
 }

@@ -11,6 +11,4 @@ mod schema;
 mod store;
 
 pub use schema::TextField;
-pub use store::{
-    FirmIndex, IndexError, SearchHit, SearchPage, SearchRequest, StoredFirm, TextMatch,
-};
+pub use store::{FirmIndex, IndexError, SearchHit, SearchPage, SearchRequest, StoredFirm, TextMatch};

@@ -5,12 +5,9 @@
 
 use klynge_models::TextLanguage;
 use tantivy::Index;
-use tantivy::schema::{
-    FAST, Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions,
-};
+use tantivy::schema::{FAST, Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions};
 use tantivy::tokenizer::{
-    AsciiFoldingFilter, Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer,
-    TextAnalyzer,
+    AsciiFoldingFilter, Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, TextAnalyzer,
 };
 
 /// The free-text parts of a profile that can be searched separately.
@@ -42,10 +39,7 @@ pub(crate) struct Fields {
     pub member: Field,
 }
 
-pub(crate) const ANALYZERS: [(&str, Language); 2] = [
-    ("klynge_en", Language::English),
-    ("klynge_da", Language::Danish),
-];
+pub(crate) const ANALYZERS: [(&str, Language); 2] = [("klynge_en", Language::English), ("klynge_da", Language::Danish)];
 
 pub(crate) fn language_slot(language: TextLanguage) -> usize {
     match language {
@@ -130,18 +124,12 @@ pub(crate) fn register_analyzers(index: &Index) {
 /// `C`, `C10`, `C10.5`, `C10.51`. Indexing all of them turns a prefix filter into one
 /// exact term lookup.
 pub(crate) fn sector_prefixes(code: &str) -> Vec<&str> {
-    [1, 3, 5, 6]
-        .into_iter()
-        .filter(|&end| end <= code.len())
-        .map(|end| &code[..end])
-        .collect()
+    [1, 3, 5, 6].into_iter().filter(|&end| end <= code.len()).map(|end| &code[..end]).collect()
 }
 
 /// Every NUTS level of a region code: `DK041` → `DK`, `DK0`, `DK04`, `DK041`.
 pub(crate) fn region_prefixes(code: &str) -> Vec<&str> {
-    (2.min(code.len())..=code.len())
-        .map(|end| &code[..end])
-        .collect()
+    (2.min(code.len())..=code.len()).map(|end| &code[..end]).collect()
 }
 
 #[cfg(test)]
@@ -150,10 +138,7 @@ mod tests {
 
     #[test]
     fn prefixes_of_sector_and_region_codes() {
-        assert_eq!(
-            sector_prefixes("C10.51"),
-            vec!["C", "C10", "C10.5", "C10.51"]
-        );
+        assert_eq!(sector_prefixes("C10.51"), vec!["C", "C10", "C10.5", "C10.51"]);
         assert_eq!(sector_prefixes("C"), vec!["C"]);
         assert_eq!(region_prefixes("DK041"), vec!["DK", "DK0", "DK04", "DK041"]);
     }

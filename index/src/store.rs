@@ -15,9 +15,7 @@ use tantivy::directory::MmapDirectory;
 use tantivy::query::{AllQuery, BooleanQuery, BoostQuery, Occur, Query, QueryParser, TermQuery};
 use tantivy::schema::{IndexRecordOption, Value};
 use tantivy::snippet::SnippetGenerator;
-use tantivy::{
-    DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument, Term,
-};
+use tantivy::{DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument, Term};
 
 use crate::schema::{Fields, TextField, build_schema, language_slot, register_analyzers};
 use crate::schema::{region_prefixes, sector_prefixes};
@@ -30,9 +28,7 @@ const COLLABORATION: &str = "collaboration";
 pub enum IndexError {
     #[error("index error: {0}")]
     Tantivy(#[from] tantivy::TantivyError),
-    #[error(
-        "the index at {0} is locked by another klynge process (is the service running? use its API)"
-    )]
+    #[error("the index at {0} is locked by another klynge process (is the service running? use its API)")]
     Locked(String),
     #[error("cannot open the index directory {path}: {reason}")]
     Directory { path: String, reason: String },
@@ -99,15 +95,11 @@ pub struct FirmIndex {
 impl FirmIndex {
     /// Opens (or creates) the index in `dir`.
     pub fn open(dir: &Path) -> Result<FirmIndex, IndexError> {
-        std::fs::create_dir_all(dir).map_err(|error| IndexError::Directory {
-            path: dir.display().to_string(),
-            reason: error.to_string(),
-        })?;
+        std::fs::create_dir_all(dir)
+            .map_err(|error| IndexError::Directory { path: dir.display().to_string(), reason: error.to_string() })?;
         let (schema, _) = build_schema();
-        let directory = MmapDirectory::open(dir).map_err(|error| IndexError::Directory {
-            path: dir.display().to_string(),
-            reason: error.to_string(),
-        })?;
+        let directory = MmapDirectory::open(dir)
+            .map_err(|error| IndexError::Directory { path: dir.display().to_string(), reason: error.to_string() })?;
         let index = Index::open_or_create(directory, schema)?;
         Self::from_index(index, &dir.display().to_string())
     }
@@ -125,15 +117,9 @@ impl FirmIndex {
             tantivy::TantivyError::LockFailure(..) => IndexError::Locked(location.to_string()),
             other => IndexError::Tantivy(other),
         })?;
-        let reader = index
-            .reader_builder()
-            .reload_policy(ReloadPolicy::Manual)
-            .try_into()?;
-        let payload: CommitPayload = index
-            .load_metas()?
-            .payload
-            .and_then(|payload| serde_json::from_str(&payload).ok())
-            .unwrap_or_default();
+        let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
+        let payload: CommitPayload =
+            index.load_metas()?.payload.and_then(|payload| serde_json::from_str(&payload).ok()).unwrap_or_default();
         Ok(FirmIndex {
             index,
             reader,
@@ -176,10 +162,7 @@ impl FirmIndex {
         self.upsert_collaborations(std::slice::from_ref(collaboration))
     }
 
-    pub fn upsert_collaborations(
-        &self,
-        collaborations: &[Collaboration],
-    ) -> Result<u64, IndexError> {
+    pub fn upsert_collaborations(&self, collaborations: &[Collaboration]) -> Result<u64, IndexError> {
         let fields = &self.fields;
         self.write(|writer, _| {
             for collaboration in collaborations {
@@ -187,10 +170,7 @@ impl FirmIndex {
                 let mut doc = TantivyDocument::new();
                 doc.add_text(fields.doc_type, COLLABORATION);
                 doc.add_text(fields.id, &collaboration_key(&collaboration.id));
-                doc.add_text(
-                    fields.raw,
-                    serde_json::to_string(collaboration).expect("serialisable"),
-                );
+                doc.add_text(fields.raw, serde_json::to_string(collaboration).expect("serialisable"));
                 for member in &collaboration.members {
                     doc.add_text(fields.member, member);
                 }
@@ -202,20 +182,12 @@ impl FirmIndex {
 
     /// Runs `change` against the writer, then commits with the next generation in the
     /// payload. A failed change or commit is rolled back, so nothing is half-written.
-    fn write(
-        &self,
-        change: impl FnOnce(&IndexWriter, &Fields) -> Result<(), IndexError>,
-    ) -> Result<u64, IndexError> {
-        let mut writer = self
-            .writer
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+    fn write(&self, change: impl FnOnce(&IndexWriter, &Fields) -> Result<(), IndexError>) -> Result<u64, IndexError> {
+        let mut writer = self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let next = self.generation() + 1;
         let outcome = change(&writer, &self.fields).and_then(|()| {
             let mut prepared = writer.prepare_commit()?;
-            prepared.set_payload(
-                &serde_json::to_string(&CommitPayload { generation: next }).expect("serialisable"),
-            );
+            prepared.set_payload(&serde_json::to_string(&CommitPayload { generation: next }).expect("serialisable"));
             prepared.commit()?;
             Ok(())
         });
@@ -236,10 +208,7 @@ impl FirmIndex {
         doc.add_text(fields.doc_type, FIRM);
         doc.add_text(fields.id, &firm.id);
         doc.add_text(fields.raw, &stored.raw);
-        doc.add_text(
-            fields.normalised,
-            serde_json::to_string(firm).expect("serialisable"),
-        );
+        doc.add_text(fields.normalised, serde_json::to_string(firm).expect("serialisable"));
         doc.add_text(fields.updated_at, &stored.updated_at);
         doc.add_text(fields.name, &firm.name);
         let mut body = String::with_capacity(firm.description.len() + 64);
@@ -266,11 +235,7 @@ impl FirmIndex {
                 doc.add_text(fields.region, prefix);
             }
         }
-        let mut sectors: Vec<&str> = firm
-            .sectors
-            .iter()
-            .flat_map(|s| sector_prefixes(s))
-            .collect();
+        let mut sectors: Vec<&str> = firm.sectors.iter().flat_map(|s| sector_prefixes(s)).collect();
         sectors.sort_unstable();
         sectors.dedup();
         for sector in sectors {
@@ -286,68 +251,37 @@ impl FirmIndex {
     pub fn get_firm(&self, id: &str) -> Result<Option<StoredFirm>, IndexError> {
         let searcher = self.reader.searcher();
         let query = TermQuery::new(firm_term(&self.fields, id), IndexRecordOption::Basic);
-        let Some((_, address)) = searcher
-            .search(&query, &TopDocs::with_limit(1).order_by_score())?
-            .pop()
-        else {
+        let Some((_, address)) = searcher.search(&query, &TopDocs::with_limit(1).order_by_score())?.pop() else {
             return Ok(None);
         };
         self.load_firm(&searcher, address).map(Some)
     }
 
-    fn load_firm(
-        &self,
-        searcher: &Searcher,
-        address: DocAddress,
-    ) -> Result<StoredFirm, IndexError> {
+    fn load_firm(&self, searcher: &Searcher, address: DocAddress) -> Result<StoredFirm, IndexError> {
         let doc: TantivyDocument = searcher.doc(address)?;
-        let text = |field| {
-            doc.get_first(field)
-                .and_then(|value| value.as_str())
-                .unwrap_or_default()
-                .to_string()
-        };
+        let text = |field| doc.get_first(field).and_then(|value| value.as_str()).unwrap_or_default().to_string();
         let firm = serde_json::from_str(&text(self.fields.normalised))
             .map_err(|error| IndexError::Corrupt(error.to_string()))?;
-        Ok(StoredFirm {
-            firm,
-            raw: text(self.fields.raw),
-            updated_at: text(self.fields.updated_at),
-        })
+        Ok(StoredFirm { firm, raw: text(self.fields.raw), updated_at: text(self.fields.updated_at) })
     }
 
     pub fn get_collaboration(&self, id: &str) -> Result<Option<Collaboration>, IndexError> {
         let searcher = self.reader.searcher();
-        let query = TermQuery::new(
-            collaboration_term(&self.fields, id),
-            IndexRecordOption::Basic,
-        );
+        let query = TermQuery::new(collaboration_term(&self.fields, id), IndexRecordOption::Basic);
         let hits = searcher.search(&query, &TopDocs::with_limit(1).order_by_score())?;
-        hits.first()
-            .map(|(_, address)| self.load_collaboration(&searcher, *address))
-            .transpose()
+        hits.first().map(|(_, address)| self.load_collaboration(&searcher, *address)).transpose()
     }
 
-    fn load_collaboration(
-        &self,
-        searcher: &Searcher,
-        address: DocAddress,
-    ) -> Result<Collaboration, IndexError> {
+    fn load_collaboration(&self, searcher: &Searcher, address: DocAddress) -> Result<Collaboration, IndexError> {
         let doc: TantivyDocument = searcher.doc(address)?;
-        let raw = doc
-            .get_first(self.fields.raw)
-            .and_then(|value| value.as_str())
-            .unwrap_or_default();
+        let raw = doc.get_first(self.fields.raw).and_then(|value| value.as_str()).unwrap_or_default();
         serde_json::from_str(raw).map_err(|error| IndexError::Corrupt(error.to_string()))
     }
 
     /// Collaborations that `firm_id` is a member of, by id.
     pub fn collaborations_of(&self, firm_id: &str) -> Result<Vec<Collaboration>, IndexError> {
         let searcher = self.reader.searcher();
-        let query = TermQuery::new(
-            Term::from_field_text(self.fields.member, firm_id),
-            IndexRecordOption::Basic,
-        );
+        let query = TermQuery::new(Term::from_field_text(self.fields.member, firm_id), IndexRecordOption::Basic);
         let addresses = searcher.search(&query, &DocSetCollector)?;
         let mut collaborations = addresses
             .into_iter()
@@ -358,10 +292,7 @@ impl FirmIndex {
     }
 
     /// Which of `ids` have no stored profile.
-    pub fn missing_firms<'a>(
-        &self,
-        ids: impl IntoIterator<Item = &'a String>,
-    ) -> Result<Vec<String>, IndexError> {
+    pub fn missing_firms<'a>(&self, ids: impl IntoIterator<Item = &'a String>) -> Result<Vec<String>, IndexError> {
         let searcher = self.reader.searcher();
         let mut missing = Vec::new();
         for id in ids {
@@ -374,10 +305,7 @@ impl FirmIndex {
     }
 
     pub fn num_firms(&self) -> Result<usize, IndexError> {
-        Ok(self
-            .reader
-            .searcher()
-            .search(&self.doc_type_query(FIRM), &Count)?)
+        Ok(self.reader.searcher().search(&self.doc_type_query(FIRM), &Count)?)
     }
 
     /// Every stored profile, in id order: the input of model fitting.
@@ -406,25 +334,15 @@ impl FirmIndex {
 
     /// Bytes used by the index files on disk (0 in memory).
     pub fn size_on_disk(&self) -> u64 {
-        self.reader
-            .searcher()
-            .space_usage()
-            .map(|usage| usage.total().get_bytes())
-            .unwrap_or(0)
+        self.reader.searcher().space_usage().map(|usage| usage.total().get_bytes()).unwrap_or(0)
     }
 
     fn doc_type_query(&self, doc_type: &str) -> TermQuery {
-        TermQuery::new(
-            Term::from_field_text(self.fields.doc_type, doc_type),
-            IndexRecordOption::Basic,
-        )
+        TermQuery::new(Term::from_field_text(self.fields.doc_type, doc_type), IndexRecordOption::Basic)
     }
 
     fn text_query(&self, text: &str, fields: &[(tantivy::schema::Field, f32)]) -> Box<dyn Query> {
-        let mut parser = QueryParser::for_index(
-            &self.index,
-            fields.iter().map(|(field, _)| *field).collect(),
-        );
+        let mut parser = QueryParser::for_index(&self.index, fields.iter().map(|(field, _)| *field).collect());
         for (field, boost) in fields {
             parser.set_field_boost(*field, *boost);
         }
@@ -436,21 +354,11 @@ impl FirmIndex {
     /// Full-text search with filters, relevance order, total count and snippets.
     pub fn search(&self, request: &SearchRequest) -> Result<SearchPage, IndexError> {
         let fields = &self.fields;
-        let mut clauses: Vec<(Occur, Box<dyn Query>)> =
-            vec![(Occur::Must, Box::new(self.doc_type_query(FIRM)))];
-        let text = request
-            .query
-            .as_deref()
-            .map(str::trim)
-            .filter(|text| !text.is_empty());
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, Box::new(self.doc_type_query(FIRM)))];
+        let text = request.query.as_deref().map(str::trim).filter(|text| !text.is_empty());
         let text_query = text.map(|text| {
             let mut searched = vec![(fields.name, 3.0)];
-            for field in fields
-                .body
-                .into_iter()
-                .chain(fields.offers)
-                .chain(fields.needs)
-            {
+            for field in fields.body.into_iter().chain(fields.offers).chain(fields.needs) {
                 searched.push((field, 1.0));
             }
             self.text_query(text, &searched)
@@ -460,41 +368,25 @@ impl FirmIndex {
             None => clauses.push((Occur::Must, Box::new(AllQuery))),
         }
         let filters = [
-            (
-                fields.kind,
-                request.kind.map(|kind| kind.as_str().to_string()),
-            ),
+            (fields.kind, request.kind.map(|kind| kind.as_str().to_string())),
             (fields.country, request.country.clone()),
             (fields.region, request.region.clone()),
             (fields.sector, request.sector.clone()),
-            (
-                fields.size,
-                request.size.map(|size| size.as_str().to_string()),
-            ),
+            (fields.size, request.size.map(|size| size.as_str().to_string())),
             (fields.sme, request.sme.map(|sme| sme.to_string())),
         ];
         for (field, value) in filters {
             if let Some(value) = value {
                 let term = Term::from_field_text(field, &value);
-                let filter = BoostQuery::new(
-                    Box::new(TermQuery::new(term, IndexRecordOption::Basic)),
-                    0.0,
-                );
+                let filter = BoostQuery::new(Box::new(TermQuery::new(term, IndexRecordOption::Basic)), 0.0);
                 clauses.push((Occur::Must, Box::new(filter)));
             }
         }
         let query = BooleanQuery::new(clauses);
         let searcher = self.reader.searcher();
         let limit = request.limit.max(1);
-        let (top, total) = searcher.search(
-            &query,
-            &(
-                TopDocs::with_limit(limit)
-                    .and_offset(request.offset)
-                    .order_by_score(),
-                Count,
-            ),
-        )?;
+        let (top, total) = searcher
+            .search(&query, &(TopDocs::with_limit(limit).and_offset(request.offset).order_by_score(), Count))?;
         let snippets = match &text_query {
             Some(text_query) => fields
                 .body
@@ -506,61 +398,30 @@ impl FirmIndex {
         let mut hits = Vec::with_capacity(top.len());
         for (score, address) in top {
             let firm = self.load_firm(&searcher, address)?;
-            let snippet = snippets
-                .get(language_slot(firm.firm.language))
-                .and_then(|generator| {
-                    let generator = generator.as_ref()?;
-                    let doc: TantivyDocument = searcher.doc(address).ok()?;
-                    let snippet = generator.snippet_from_doc(&doc);
-                    (!snippet.fragment().is_empty()).then(|| snippet.to_html())
-                });
-            hits.push(SearchHit {
-                firm,
-                score,
-                snippet,
+            let snippet = snippets.get(language_slot(firm.firm.language)).and_then(|generator| {
+                let generator = generator.as_ref()?;
+                let doc: TantivyDocument = searcher.doc(address).ok()?;
+                let snippet = generator.snippet_from_doc(&doc);
+                (!snippet.fragment().is_empty()).then(|| snippet.to_html())
             });
+            hits.push(SearchHit { firm, score, snippet });
         }
         Ok(SearchPage { total, hits })
     }
 
     /// BM25 retrieval of firms whose `field` text matches `text` (e.g. one firm's needs
     /// against everyone's offers), best first.
-    pub fn match_text(
-        &self,
-        text: &str,
-        field: TextField,
-        limit: usize,
-    ) -> Result<Vec<TextMatch>, IndexError> {
-        let searched: Vec<_> = self
-            .fields
-            .text(field)
-            .into_iter()
-            .map(|field| (field, 1.0))
-            .collect();
-        let cleaned: String = text
-            .chars()
-            .map(|c| {
-                if c.is_alphanumeric() || c.is_whitespace() {
-                    c
-                } else {
-                    ' '
-                }
-            })
-            .collect();
+    pub fn match_text(&self, text: &str, field: TextField, limit: usize) -> Result<Vec<TextMatch>, IndexError> {
+        let searched: Vec<_> = self.fields.text(field).into_iter().map(|field| (field, 1.0)).collect();
+        let cleaned: String =
+            text.chars().map(|c| if c.is_alphanumeric() || c.is_whitespace() { c } else { ' ' }).collect();
         if cleaned.trim().is_empty() || limit == 0 {
             return Ok(Vec::new());
         }
         let query = self.text_query(&cleaned, &searched);
         let searcher = self.reader.searcher();
         let top = searcher.search(&query, &TopDocs::with_limit(limit).order_by_score())?;
-        let id_column = |segment: u32| {
-            searcher
-                .segment_reader(segment)
-                .fast_fields()
-                .str("id")
-                .ok()
-                .flatten()
-        };
+        let id_column = |segment: u32| searcher.segment_reader(segment).fast_fields().str("id").ok().flatten();
         let mut matches = Vec::with_capacity(top.len());
         for (score, address) in top {
             let Some(column) = id_column(address.segment_ord) else {

@@ -51,15 +51,8 @@ impl Clusters {
             .fit(&DatasetBase::from(training))
             .map(|model| model.centroids().mapv(|x| x as f32))
             .unwrap_or_else(|_| embeddings.select(Axis(0), &rows[..count.min(rows.len())]));
-        let mut clusters = Clusters {
-            centroids,
-            assignment: Vec::new(),
-            lists: Vec::new(),
-        };
-        clusters.assignment = embeddings
-            .outer_iter()
-            .map(|row| clusters.nearest(row, 1)[0])
-            .collect();
+        let mut clusters = Clusters { centroids, assignment: Vec::new(), lists: Vec::new() };
+        clusters.assignment = embeddings.outer_iter().map(|row| clusters.nearest(row, 1)[0]).collect();
         clusters.lists = vec![Vec::new(); clusters.centroids.nrows()];
         for (firm, &cluster) in clusters.assignment.iter().enumerate() {
             clusters.lists[cluster as usize].push(firm as u32);
@@ -71,11 +64,7 @@ impl Clusters {
     pub fn nearest(&self, vector: ArrayView1<f32>, probes: usize) -> Vec<u32> {
         let scores = self.centroids.dot(&vector);
         let mut order: Vec<u32> = (0..scores.len() as u32).collect();
-        order.sort_by(|&a, &b| {
-            scores[b as usize]
-                .total_cmp(&scores[a as usize])
-                .then(a.cmp(&b))
-        });
+        order.sort_by(|&a, &b| scores[b as usize].total_cmp(&scores[a as usize]).then(a.cmp(&b)));
         order.truncate(probes.max(1));
         order
     }

@@ -22,19 +22,11 @@ pub struct Collaboration {
 pub fn validate_collaboration(value: &Value) -> Result<Collaboration, Vec<FieldError>> {
     let mut errors = Vec::new();
     let Some(object) = value.as_object() else {
-        return Err(vec![FieldError::new(
-            "",
-            "invalid_type",
-            "a collaboration must be a JSON object",
-        )]);
+        return Err(vec![FieldError::new("", "invalid_type", "a collaboration must be a JSON object")]);
     };
     for key in object.keys() {
         if !matches!(key.as_str(), "id" | "title" | "members") {
-            errors.push(FieldError::new(
-                key,
-                "unknown_field",
-                format!("unknown field `{key}`"),
-            ));
+            errors.push(FieldError::new(key, "unknown_field", format!("unknown field `{key}`")));
         }
     }
     let id = match object.get("id").and_then(Value::as_str) {
@@ -45,11 +37,7 @@ pub fn validate_collaboration(value: &Value) -> Result<Collaboration, Vec<FieldE
             id.to_string()
         }
         None => {
-            errors.push(FieldError::new(
-                "id",
-                "required",
-                "id is required and must be a string",
-            ));
+            errors.push(FieldError::new("id", "required", "id is required and must be a string"));
             String::new()
         }
     };
@@ -57,11 +45,7 @@ pub fn validate_collaboration(value: &Value) -> Result<Collaboration, Vec<FieldE
         None | Some(Value::Null) => None,
         Some(Value::String(title)) if title.chars().count() <= 500 => Some(title.clone()),
         Some(_) => {
-            errors.push(FieldError::new(
-                "title",
-                "invalid_type",
-                "title must be a string of at most 500 characters",
-            ));
+            errors.push(FieldError::new("title", "invalid_type", "title must be a string of at most 500 characters"));
             None
         }
     };
@@ -88,15 +72,7 @@ pub fn validate_collaboration(value: &Value) -> Result<Collaboration, Vec<FieldE
                 ));
             }
         }
-        _ => errors.push(FieldError::new(
-            "members",
-            "required",
-            "members is required: a list of firm ids",
-        )),
+        _ => errors.push(FieldError::new("members", "required", "members is required: a list of firm ids")),
     }
-    if errors.is_empty() {
-        Ok(Collaboration { id, title, members })
-    } else {
-        Err(errors)
-    }
+    if errors.is_empty() { Ok(Collaboration { id, title, members }) } else { Err(errors) }
 }

@@ -27,13 +27,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [
-        Kind::Company,
-        Kind::University,
-        Kind::Research,
-        Kind::Public,
-        Kind::Other,
-    ];
+    pub const ALL: [Kind; 5] = [Kind::Company, Kind::University, Kind::Research, Kind::Public, Kind::Other];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -64,12 +58,7 @@ pub enum SizeClass {
 }
 
 impl SizeClass {
-    pub const ALL: [SizeClass; 4] = [
-        SizeClass::Micro,
-        SizeClass::Small,
-        SizeClass::Medium,
-        SizeClass::Large,
-    ];
+    pub const ALL: [SizeClass; 4] = [SizeClass::Micro, SizeClass::Small, SizeClass::Medium, SizeClass::Large];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -81,9 +70,7 @@ impl SizeClass {
     }
 
     pub fn parse(text: &str) -> Option<SizeClass> {
-        SizeClass::ALL
-            .into_iter()
-            .find(|size| size.as_str() == text)
+        SizeClass::ALL.into_iter().find(|size| size.as_str() == text)
     }
 
     /// The EU size classes by head count (Recommendation 2003/361/EC).
@@ -156,10 +143,7 @@ impl Firm {
     /// Whether the firm counts as a small or medium-sized enterprise: the explicit
     /// flag wins, otherwise its size class decides.
     pub fn is_sme(&self) -> bool {
-        self.sme.unwrap_or(matches!(
-            self.size,
-            Some(SizeClass::Micro | SizeClass::Small | SizeClass::Medium)
-        ))
+        self.sme.unwrap_or(matches!(self.size, Some(SizeClass::Micro | SizeClass::Small | SizeClass::Medium)))
     }
 
     /// All free text of the profile, for text models.
@@ -192,11 +176,7 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: impl Into<String>, code: &str, message: impl Into<String>) -> FieldError {
-        FieldError {
-            field: field.into(),
-            code: code.to_string(),
-            message: message.into(),
-        }
+        FieldError { field: field.into(), code: code.to_string(), message: message.into() }
     }
 }
 
@@ -227,10 +207,7 @@ pub fn check_id(id: &str) -> Result<(), String> {
     if id.is_empty() || id.chars().count() > MAX_ID_LEN {
         return Err(format!("must be 1 to {MAX_ID_LEN} characters long"));
     }
-    if !id
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'))
-    {
+    if !id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-')) {
         return Err("may only contain letters, digits and . _ : -".to_string());
     }
     Ok(())
@@ -240,16 +217,9 @@ pub fn check_id(id: &str) -> Result<(), String> {
 /// profile read back can be sent again) but ignored: the service sets it.
 pub fn validate_profile(value: &Value) -> Result<Firm, Vec<FieldError>> {
     let Some(object) = value.as_object() else {
-        return Err(vec![FieldError::new(
-            "",
-            "invalid_type",
-            "a profile must be a JSON object",
-        )]);
+        return Err(vec![FieldError::new("", "invalid_type", "a profile must be a JSON object")]);
     };
-    let mut checker = Checker {
-        object,
-        errors: Vec::new(),
-    };
+    let mut checker = Checker { object, errors: Vec::new() };
     for key in object.keys() {
         if !KNOWN_FIELDS.contains(&key.as_str()) {
             checker.error(key, "unknown_field", format!("unknown field `{key}`"));
@@ -267,11 +237,7 @@ pub fn validate_profile(value: &Value) -> Result<Firm, Vec<FieldError>> {
         checker.error("name", "empty", "name must not be empty");
     }
     checker.max_chars("name", &name, MAX_NAME_LEN);
-    let kind = checker.enum_field(
-        "kind",
-        Kind::parse,
-        "company, university, research, public or other",
-    );
+    let kind = checker.enum_field("kind", Kind::parse, "company, university, research, public or other");
     let kind = match (kind, object.contains_key("kind")) {
         (Some(kind), _) => kind,
         (None, false) => Kind::Company,
@@ -284,11 +250,7 @@ pub fn validate_profile(value: &Value) -> Result<Firm, Vec<FieldError>> {
     let tags = checker.string_list("tags", MAX_LIST_ITEMS);
     let languages = checker.string_list("languages", 20);
     let mut sectors = Vec::new();
-    for (index, code) in checker
-        .string_list("sectors", MAX_SECTORS)
-        .into_iter()
-        .enumerate()
-    {
+    for (index, code) in checker.string_list("sectors", MAX_SECTORS).into_iter().enumerate() {
         match nace::normalise(&code) {
             Some(normalised) if !sectors.contains(&normalised) => sectors.push(normalised),
             Some(_) => {}
@@ -304,11 +266,7 @@ pub fn validate_profile(value: &Value) -> Result<Firm, Vec<FieldError>> {
         if upper.len() == 2 && isocountry::CountryCode::for_alpha2(&upper).is_ok() {
             Some(upper)
         } else {
-            checker.error(
-                "country",
-                "invalid_country",
-                format!("`{text}` is not an ISO 3166-1 alpha-2 country code"),
-            );
+            checker.error("country", "invalid_country", format!("`{text}` is not an ISO 3166-1 alpha-2 country code"));
             None
         }
     });
@@ -320,11 +278,7 @@ pub fn validate_profile(value: &Value) -> Result<Firm, Vec<FieldError>> {
         if valid {
             Some(upper)
         } else {
-            checker.error(
-                "region",
-                "invalid_region",
-                format!("`{text}` is not a NUTS code (e.g. DK04, FR101)"),
-            );
+            checker.error("region", "invalid_region", format!("`{text}` is not a NUTS code (e.g. DK04, FR101)"));
             None
         }
     });
@@ -334,11 +288,7 @@ pub fn validate_profile(value: &Value) -> Result<Firm, Vec<FieldError>> {
             other => other,
         };
         if !region.starts_with(nuts_country) && !(country == "GB" && region.starts_with("UK")) {
-            checker.error(
-                "region",
-                "invalid_region",
-                format!("region {region} is not in country {country}"),
-            );
+            checker.error("region", "invalid_region", format!("region {region} is not in country {country}"));
         }
     }
     let city = checker.optional_string("city");
@@ -355,11 +305,7 @@ pub fn validate_profile(value: &Value) -> Result<Firm, Vec<FieldError>> {
         Some(value) => match value.as_u64() {
             Some(count) if count <= 10_000_000 => Some(count),
             _ => {
-                checker.error(
-                    "employees",
-                    "invalid_number",
-                    "employees must be a whole number from 0 to 10000000",
-                );
+                checker.error("employees", "invalid_number", "employees must be a whole number from 0 to 10000000");
                 None
             }
         },
@@ -374,9 +320,7 @@ pub fn validate_profile(value: &Value) -> Result<Firm, Vec<FieldError>> {
             None
         }
     };
-    let language = checker
-        .enum_field("language", TextLanguage::parse, "en or da")
-        .unwrap_or_default();
+    let language = checker.enum_field("language", TextLanguage::parse, "en or da").unwrap_or_default();
 
     if !checker.errors.is_empty() {
         return Err(checker.errors);
@@ -434,28 +378,15 @@ impl Checker<'_> {
 
     fn max_chars(&mut self, field: &str, text: &str, max: usize) {
         if text.chars().count() > max {
-            self.error(
-                field,
-                "too_long",
-                format!("{field} must be at most {max} characters"),
-            );
+            self.error(field, "too_long", format!("{field} must be at most {max} characters"));
         }
     }
 
-    fn enum_field<T>(
-        &mut self,
-        field: &str,
-        parse: fn(&str) -> Option<T>,
-        allowed: &str,
-    ) -> Option<T> {
+    fn enum_field<T>(&mut self, field: &str, parse: fn(&str) -> Option<T>, allowed: &str) -> Option<T> {
         let text = self.optional_string(field)?;
         let parsed = parse(&text);
         if parsed.is_none() {
-            self.error(
-                field,
-                "invalid_value",
-                format!("`{text}` is not one of {allowed}"),
-            );
+            self.error(field, "invalid_value", format!("`{text}` is not one of {allowed}"));
         }
         parsed
     }
@@ -465,33 +396,21 @@ impl Checker<'_> {
             None | Some(Value::Null) => return Vec::new(),
             Some(Value::Array(items)) => items,
             Some(_) => {
-                self.error(
-                    field,
-                    "invalid_type",
-                    format!("{field} must be a list of strings"),
-                );
+                self.error(field, "invalid_type", format!("{field} must be a list of strings"));
                 return Vec::new();
             }
         };
         if items.len() > max_items {
-            self.error(
-                field,
-                "too_many",
-                format!("{field} may hold at most {max_items} items"),
-            );
+            self.error(field, "too_many", format!("{field} may hold at most {max_items} items"));
         }
         let mut list = Vec::with_capacity(items.len());
         for (index, item) in items.iter().enumerate() {
             let path = format!("{field}[{index}]");
             match item.as_str() {
-                Some(text) if text.trim().is_empty() => {
-                    self.error(&path, "empty", "items must not be empty")
+                Some(text) if text.trim().is_empty() => self.error(&path, "empty", "items must not be empty"),
+                Some(text) if text.chars().count() > MAX_SHORT_TEXT_LEN => {
+                    self.error(&path, "too_long", format!("items must be at most {MAX_SHORT_TEXT_LEN} characters"))
                 }
-                Some(text) if text.chars().count() > MAX_SHORT_TEXT_LEN => self.error(
-                    &path,
-                    "too_long",
-                    format!("items must be at most {MAX_SHORT_TEXT_LEN} characters"),
-                ),
                 Some(text) => list.push(text.to_string()),
                 None => self.error(&path, "invalid_type", "items must be strings"),
             }
@@ -506,23 +425,15 @@ impl Checker<'_> {
         }
         let lat = value.get("lat").and_then(Value::as_f64);
         let lon = value.get("lon").and_then(Value::as_f64);
-        let only_lat_lon = value
-            .as_object()
-            .is_some_and(|o| o.keys().all(|k| k == "lat" || k == "lon"));
+        let only_lat_lon = value.as_object().is_some_and(|o| o.keys().all(|k| k == "lat" || k == "lon"));
         match (lat, lon) {
             (Some(lat), Some(lon))
-                if only_lat_lon
-                    && (-90.0..=90.0).contains(&lat)
-                    && (-180.0..=180.0).contains(&lon) =>
+                if only_lat_lon && (-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon) =>
             {
                 Some(GeoPoint { lat, lon })
             }
             _ => {
-                self.error(
-                    "location",
-                    "invalid_location",
-                    "location must be {\"lat\": -90..90, \"lon\": -180..180}",
-                );
+                self.error("location", "invalid_location", "location must be {\"lat\": -90..90, \"lon\": -180..180}");
                 None
             }
         }
@@ -558,19 +469,8 @@ mod tests {
         }))
         .unwrap_err();
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
-        for expected in [
-            "colour",
-            "id",
-            "name",
-            "kind",
-            "sectors[0]",
-            "country",
-            "offers[0]",
-        ] {
-            assert!(
-                fields.contains(&expected),
-                "missing {expected} in {fields:?}"
-            );
+        for expected in ["colour", "id", "name", "kind", "sectors[0]", "country", "offers[0]"] {
+            assert!(fields.contains(&expected), "missing {expected} in {fields:?}");
         }
     }
 
@@ -586,13 +486,7 @@ mod tests {
 
     #[test]
     fn region_must_lie_in_country() {
-        assert!(
-            validate_profile(&json!({"id": "a", "name": "A", "country": "DK", "region": "SE11"}))
-                .is_err()
-        );
-        assert!(
-            validate_profile(&json!({"id": "a", "name": "A", "country": "GR", "region": "EL30"}))
-                .is_ok()
-        );
+        assert!(validate_profile(&json!({"id": "a", "name": "A", "country": "DK", "region": "SE11"})).is_err());
+        assert!(validate_profile(&json!({"id": "a", "name": "A", "country": "GR", "region": "EL30"})).is_ok());
     }
 }

@@ -38,16 +38,11 @@ impl TieGraph {
                 counted
             })
             .collect();
-        TieGraph {
-            neighbours,
-            collaborations,
-        }
+        TieGraph { neighbours, collaborations }
     }
 
     pub fn partners(&self, firm: u32) -> &[(u32, u16)] {
-        self.neighbours
-            .get(firm as usize)
-            .map_or(&[], Vec::as_slice)
+        self.neighbours.get(firm as usize).map_or(&[], Vec::as_slice)
     }
 
     /// Collaborations the firm took part in: its popularity as a partner.
@@ -58,21 +53,14 @@ impl TieGraph {
     /// Collaborations `a` and `b` share.
     pub fn ties(&self, a: u32, b: u32) -> u16 {
         let partners = self.partners(a);
-        partners
-            .binary_search_by_key(&b, |(p, _)| *p)
-            .map(|i| partners[i].1)
-            .unwrap_or(0)
+        partners.binary_search_by_key(&b, |(p, _)| *p).map(|i| partners[i].1).unwrap_or(0)
     }
 
     /// Partners of `anchors` weighted by how exclusive each shared partner is
     /// (resource allocation: a partner with few partners passes more weight), with
     /// the number of distinct shared partners. Anchors themselves are left out.
-    pub fn partners_of_partners(
-        &self,
-        anchors: &[u32],
-    ) -> std::collections::HashMap<u32, (f32, u16)> {
-        let mut scores: std::collections::HashMap<u32, (f32, u16)> =
-            std::collections::HashMap::new();
+    pub fn partners_of_partners(&self, anchors: &[u32]) -> std::collections::HashMap<u32, (f32, u16)> {
+        let mut scores: std::collections::HashMap<u32, (f32, u16)> = std::collections::HashMap::new();
         for &anchor in anchors {
             for &(middle, _) in self.partners(anchor) {
                 let middle_partners = self.partners(middle);

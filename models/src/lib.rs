@@ -8,9 +8,7 @@ pub mod firm;
 pub mod model;
 pub mod nace;
 
-pub use firm::{
-    FieldError, Firm, GeoPoint, Kind, SizeClass, TextLanguage, check_id, validate_profile,
-};
+pub use firm::{FieldError, Firm, GeoPoint, Kind, SizeClass, TextLanguage, check_id, validate_profile};
 pub mod collaboration;
 pub use collaboration::{Collaboration, validate_collaboration};
 pub mod cluster;

@@ -34,13 +34,7 @@ pub struct ModelParams {
 
 impl Default for ModelParams {
     fn default() -> ModelParams {
-        ModelParams {
-            dim: 128,
-            max_terms: 60_000,
-            clusters: None,
-            training_queries: 3_000,
-            seed: 42,
-        }
+        ModelParams { dim: 128, max_terms: 60_000, clusters: None, training_queries: 3_000, seed: 42 }
     }
 }
 
@@ -49,6 +43,7 @@ impl Default for ModelParams {
 pub struct FirmMeta {
     pub name: String,
     pub kind: Kind,
+    pub size: Option<crate::SizeClass>,
     pub country: Option<String>,
     /// NUTS code as given.
     pub region: Option<String>,
@@ -150,37 +145,24 @@ impl FittedModel {
             return Err(FitError::Empty);
         }
         let ids: Vec<String> = firms.iter().map(|firm| firm.id.clone()).collect();
-        let lookup: HashMap<String, u32> = ids
-            .iter()
-            .enumerate()
-            .map(|(i, id)| (id.clone(), i as u32))
-            .collect();
+        let lookup: HashMap<String, u32> = ids.iter().enumerate().map(|(i, id)| (id.clone(), i as u32)).collect();
         let texts: Vec<String> = firms.par_iter().map(Firm::text).collect();
         let text = TextModel::fit(&texts, params.dim, params.max_terms)?;
         let embeddings = text.embed_all(&texts);
         let memberships: Vec<Vec<u32>> = collaborations
             .iter()
-            .map(|c| {
-                c.members
-                    .iter()
-                    .filter_map(|m| lookup.get(m).copied())
-                    .collect::<Vec<u32>>()
-            })
+            .map(|c| c.members.iter().filter_map(|m| lookup.get(m).copied()).collect::<Vec<u32>>())
             .filter(|members| members.len() >= 2)
             .collect();
         let graph = TieGraph::build(firms.len(), &memberships);
         let clusters = Clusters::fit(
             embeddings.view(),
-            params
-                .clusters
-                .unwrap_or(Clusters::default_count(firms.len())),
+            params.clusters.unwrap_or(Clusters::default_count(firms.len())),
             params.seed,
         );
         let meta = build_meta(firms, &text, &embeddings);
         let (kind_lift, kind_prior) = kind_statistics(&meta, &memberships);
-        let mut experienced: Vec<u32> = (0..firms.len() as u32)
-            .filter(|&f| graph.collaborations(f) > 0)
-            .collect();
+        let mut experienced: Vec<u32> = (0..firms.len() as u32).filter(|&f| graph.collaborations(f) > 0).collect();
         experienced.sort_by_key(|&f| (std::cmp::Reverse(graph.collaborations(f)), f));
         experienced.truncate(200);
         let mut firms_by_row = vec![Vec::new(); valuechain::table().len()];
@@ -237,30 +219,15 @@ impl FittedModel {
     /// Restores what serialisation skips (embeddings come from their own file).
     pub fn restore(&mut self, embeddings: Array2<f32>) {
         self.embeddings = embeddings;
-        self.lookup = self
-            .ids
-            .iter()
-            .enumerate()
-            .map(|(i, id)| (id.clone(), i as u32))
-            .collect();
+        self.lookup = self.ids.iter().enumerate().map(|(i, id)| (id.clone(), i as u32)).collect();
     }
 
     pub fn prepare(&self, query: &Query) -> PreparedQuery {
-        self.prepare_in(
-            &View {
-                embeddings: &self.embeddings,
-                graph: &self.graph,
-            },
-            query,
-        )
+        self.prepare_in(&View { embeddings: &self.embeddings, graph: &self.graph }, query)
     }
 
     fn prepare_in(&self, view: &View, query: &Query) -> PreparedQuery {
-        let text = query
-            .text
-            .as_deref()
-            .filter(|t| !t.trim().is_empty())
-            .map(|t| self.text.embed(t));
+        let text = query.text.as_deref().filter(|t| !t.trim().is_empty()).map(|t| self.text.embed(t));
         let anchor_profile = (!query.anchors.is_empty()).then(|| {
             let mut sum = Array1::zeros(self.text.dim());
             for &anchor in &query.anchors {
@@ -278,22 +245,14 @@ impl FittedModel {
             (Some(v), None) | (None, Some(v)) => Some(v.clone()),
             (None, None) => None,
         };
-        let cluster = combined
-            .as_ref()
-            .and_then(|v| self.clusters.nearest(v.view(), 1).first().copied());
-        let mut rows: Vec<usize> = query
-            .anchors
-            .iter()
-            .flat_map(|&a| self.meta[a as usize].rows.iter().map(|&r| r as usize))
-            .collect();
+        let cluster = combined.as_ref().and_then(|v| self.clusters.nearest(v.view(), 1).first().copied());
+        let mut rows: Vec<usize> =
+            query.anchors.iter().flat_map(|&a| self.meta[a as usize].rows.iter().map(|&r| r as usize)).collect();
         rows.sort_unstable();
         rows.dedup();
         let joined = |pick: fn(&FirmMeta) -> &Vec<String>| {
-            let text: Vec<&str> = query
-                .anchors
-                .iter()
-                .flat_map(|&a| pick(&self.meta[a as usize]).iter().map(String::as_str))
-                .collect();
+            let text: Vec<&str> =
+                query.anchors.iter().flat_map(|&a| pick(&self.meta[a as usize]).iter().map(String::as_str)).collect();
             (!text.is_empty()).then(|| self.text.embed(&text.join(". ")))
         };
         PreparedQuery {
@@ -313,14 +272,7 @@ impl FittedModel {
     /// partners, experienced firms of complementary sectors, and the most
     /// experienced firms overall. The service adds BM25 matches from the index.
     pub fn candidates(&self, query: &PreparedQuery, per_source: usize) -> Vec<u32> {
-        self.candidates_in(
-            &View {
-                embeddings: &self.embeddings,
-                graph: &self.graph,
-            },
-            query,
-            per_source,
-        )
+        self.candidates_in(&View { embeddings: &self.embeddings, graph: &self.graph }, query, per_source)
     }
 
     fn candidates_in(&self, view: &View, query: &PreparedQuery, per_source: usize) -> Vec<u32> {
@@ -333,10 +285,7 @@ impl FittedModel {
         };
         if let Some(vector) = &query.combined {
             let probes = (self.clusters.lists.len() / 16).clamp(4, 32);
-            for (firm, _) in
-                self.clusters
-                    .neighbours(view.embeddings.view(), vector.view(), probes, per_source)
-            {
+            for (firm, _) in self.clusters.neighbours(view.embeddings.view(), vector.view(), probes, per_source) {
                 push(firm, &mut out);
             }
         }
@@ -362,14 +311,7 @@ impl FittedModel {
     }
 
     pub fn features(&self, query: &PreparedQuery, candidate: u32) -> Features {
-        self.features_in(
-            &View {
-                embeddings: &self.embeddings,
-                graph: &self.graph,
-            },
-            query,
-            candidate,
-        )
+        self.features_in(&View { embeddings: &self.embeddings, graph: &self.graph }, query, candidate)
     }
 
     fn features_in(&self, view: &View, query: &PreparedQuery, candidate: u32) -> Features {
@@ -386,16 +328,10 @@ impl FittedModel {
         f[Signal::OfferNeed as usize] = self.offer_need(query, meta);
         let rows: Vec<usize> = meta.rows.iter().map(|&r| r as usize).collect();
         f[Signal::ValueChain as usize] = valuechain::table().strength(&query.rows, &rows) * 10.0;
-        let ties: u32 = query
-            .anchors
-            .iter()
-            .map(|&a| view.graph.ties(a, candidate) as u32)
-            .sum();
+        let ties: u32 = query.anchors.iter().map(|&a| view.graph.ties(a, candidate) as u32).sum();
         f[Signal::Ties as usize] = (ties as f32).ln_1p();
-        f[Signal::PartnersOfPartners as usize] = query
-            .partners_of_partners
-            .get(&candidate)
-            .map_or(0.0, |(weight, _)| weight.ln_1p());
+        f[Signal::PartnersOfPartners as usize] =
+            query.partners_of_partners.get(&candidate).map_or(0.0, |(weight, _)| weight.ln_1p());
         f[Signal::KindFit as usize] = if query.anchors.is_empty() {
             self.kind_prior[meta.kind.index()]
         } else {
@@ -412,10 +348,8 @@ impl FittedModel {
         f[Signal::SameCountry as usize] =
             anchors().any(|a| a.country.is_some() && a.country == meta.country) as u8 as f32;
         f[Signal::Experience as usize] = (view.graph.collaborations(candidate) as f32).ln_1p();
-        f[Signal::SameCluster as usize] = query
-            .cluster
-            .is_some_and(|cluster| self.clusters.assignment[c] == cluster)
-            as u8 as f32;
+        f[Signal::SameCluster as usize] =
+            query.cluster.is_some_and(|cluster| self.clusters.assignment[c] == cluster) as u8 as f32;
         f
     }
 
@@ -439,29 +373,19 @@ impl FittedModel {
     }
 
     /// Plain-language reasons for the strongest positive signals of a candidate.
-    pub fn reasons(
-        &self,
-        query: &PreparedQuery,
-        candidate: u32,
-        scored: &Scored,
-        features: &Features,
-    ) -> Vec<Reason> {
+    pub fn reasons(&self, query: &PreparedQuery, candidate: u32, scored: &Scored, features: &Features) -> Vec<Reason> {
         let meta = &self.meta[candidate as usize];
-        let mut order: Vec<usize> = (0..SIGNAL_COUNT)
-            .filter(|&s| scored.contributions[s] > 0.05)
-            .collect();
+        let mut order: Vec<usize> = (0..SIGNAL_COUNT).filter(|&s| scored.contributions[s] > 0.05).collect();
         order.sort_by(|&a, &b| scored.contributions[b].total_cmp(&scored.contributions[a]));
         let mut reasons = Vec::new();
         for signal in order {
             let text = match crate::scoring::SIGNALS[signal] {
-                Signal::TextSimilarity => format!(
-                    "its profile matches the opportunity text (similarity {:.2})",
-                    features[signal]
-                ),
-                Signal::TextMatch => format!(
-                    "its profile is close to the anchor's (similarity {:.2})",
-                    features[signal]
-                ),
+                Signal::TextSimilarity => {
+                    format!("its profile matches the opportunity text (similarity {:.2})", features[signal])
+                }
+                Signal::TextMatch => {
+                    format!("its profile is close to the anchor's (similarity {:.2})", features[signal])
+                }
                 Signal::OfferNeed => match self.offer_need_pair(query, meta) {
                     Some((need, offer, candidate_offers)) if candidate_offers => {
                         format!("you need '{need}', which it offers ('{offer}')")
@@ -473,16 +397,8 @@ impl FittedModel {
                 },
                 Signal::ValueChain => match self.sector_link(query, meta) {
                     Some(link) => {
-                        let role = if link.candidate_supplies {
-                            "supplier"
-                        } else {
-                            "customer"
-                        };
-                        let inferred = if meta.sectors_inferred {
-                            " (sector inferred from its text)"
-                        } else {
-                            ""
-                        };
+                        let role = if link.candidate_supplies { "supplier" } else { "customer" };
+                        let inferred = if meta.sectors_inferred { " (sector inferred from its text)" } else { "" };
                         format!(
                             "value-chain {role}: {} buys {:.1} % of its inputs from {}{inferred}",
                             link.buyer,
@@ -493,46 +409,31 @@ impl FittedModel {
                     None => "its sector complements yours".to_string(),
                 },
                 Signal::Ties => {
-                    let count: u32 = query
-                        .anchors
-                        .iter()
-                        .map(|&a| self.graph.ties(a, candidate) as u32)
-                        .sum();
+                    let count: u32 = query.anchors.iter().map(|&a| self.graph.ties(a, candidate) as u32).sum();
                     format!(
                         "has already worked with you ({count} past collaboration{})",
                         if count == 1 { "" } else { "s" }
                     )
                 }
                 Signal::PartnersOfPartners => {
-                    let shared = query
-                        .partners_of_partners
-                        .get(&candidate)
-                        .map_or(0, |(_, n)| *n);
+                    let shared = query.partners_of_partners.get(&candidate).map_or(0, |(_, n)| *n);
                     format!("worked with {shared} of your past partners")
                 }
-                Signal::KindFit => format!(
-                    "a {} is a typical partner for such a network",
-                    meta.kind.as_str()
-                ),
+                Signal::KindFit => format!("a {} is a typical partner for such a network", meta.kind.as_str()),
                 Signal::SameRegion => {
                     format!("same NUTS-2 region ({})", meta.region2().unwrap_or("-"))
                 }
                 Signal::SameCountry => {
                     format!("same country ({})", meta.country.as_deref().unwrap_or("-"))
                 }
-                Signal::Experience => format!(
-                    "experienced partner ({} past collaborations)",
-                    self.graph.collaborations(candidate)
-                ),
-                Signal::SameCluster => format!(
-                    "in the same latent cluster ({})",
-                    self.clusters.assignment[candidate as usize]
-                ),
+                Signal::Experience => {
+                    format!("experienced partner ({} past collaborations)", self.graph.collaborations(candidate))
+                }
+                Signal::SameCluster => {
+                    format!("in the same latent cluster ({})", self.clusters.assignment[candidate as usize])
+                }
             };
-            reasons.push(Reason {
-                signal: crate::scoring::SIGNALS[signal].name(),
-                text,
-            });
+            reasons.push(Reason { signal: crate::scoring::SIGNALS[signal].name(), text });
         }
         reasons
     }
@@ -545,24 +446,16 @@ impl FittedModel {
 
     /// The best-overlapping (need, offer) phrase pair; the flag says whether the
     /// candidate is the one offering.
-    fn offer_need_pair(
-        &self,
-        query: &PreparedQuery,
-        meta: &FirmMeta,
-    ) -> Option<(String, String, bool)> {
+    fn offer_need_pair(&self, query: &PreparedQuery, meta: &FirmMeta) -> Option<(String, String, bool)> {
         let words = |text: &str| -> HashSet<String> {
-            text.split(|c: char| !c.is_alphanumeric())
-                .filter(|w| w.len() > 2)
-                .map(str::to_lowercase)
-                .collect()
+            text.split(|c: char| !c.is_alphanumeric()).filter(|w| w.len() > 2).map(str::to_lowercase).collect()
         };
         let mut best: Option<(usize, (String, String, bool))> = None;
         for &anchor in &query.anchors {
             let anchor = &self.meta[anchor as usize];
-            for (mine, theirs, candidate_offers) in [
-                (&anchor.needs, &meta.offers, true),
-                (&anchor.offers, &meta.needs, false),
-            ] {
+            for (mine, theirs, candidate_offers) in
+                [(&anchor.needs, &meta.offers, true), (&anchor.offers, &meta.needs, false)]
+            {
                 for a in mine {
                     for b in theirs {
                         let overlap = words(a).intersection(&words(b)).count();
@@ -590,9 +483,7 @@ impl FittedModel {
     ) -> Vec<(Features, bool)> {
         const FOLDS: usize = 4;
         let per_fold = self.params.training_queries.div_ceil(FOLDS);
-        (0..FOLDS)
-            .flat_map(|fold| self.fold_samples(fold, FOLDS, per_fold, firms, collaborations, texts))
-            .collect()
+        (0..FOLDS).flat_map(|fold| self.fold_samples(fold, FOLDS, per_fold, firms, collaborations, texts)).collect()
     }
 
     fn fold_samples(
@@ -608,12 +499,7 @@ impl FittedModel {
             .iter()
             .enumerate()
             .filter(|(i, c)| {
-                i % folds == fold
-                    && c.members
-                        .iter()
-                        .filter(|m| self.lookup.contains_key(*m))
-                        .count()
-                        >= 2
+                i % folds == fold && c.members.iter().filter(|m| self.lookup.contains_key(*m)).count() >= 2
             })
             .map(|(_, c)| c)
             .collect();
@@ -625,12 +511,7 @@ impl FittedModel {
         let kept: Vec<Vec<u32>> = collaborations
             .iter()
             .filter(|c| !held_ids.contains(c.id.as_str()))
-            .map(|c| {
-                c.members
-                    .iter()
-                    .filter_map(|m| self.position(m))
-                    .collect::<Vec<u32>>()
-            })
+            .map(|c| c.members.iter().filter_map(|m| self.position(m)).collect::<Vec<u32>>())
             .filter(|members| members.len() >= 2)
             .collect();
         let graph = TieGraph::build(firms.len(), &kept);
@@ -639,64 +520,37 @@ impl FittedModel {
             let Some(title) = collaboration.title.as_deref().filter(|t| t.len() > 3) else {
                 continue;
             };
-            for member in collaboration
-                .members
-                .iter()
-                .filter_map(|m| self.position(m))
-            {
-                let text = cut
-                    .entry(member)
-                    .or_insert_with(|| texts[member as usize].clone());
+            for member in collaboration.members.iter().filter_map(|m| self.position(m)) {
+                let text = cut.entry(member).or_insert_with(|| texts[member as usize].clone());
                 *text = text.replace(title, " ");
             }
         }
         let mut embeddings = self.embeddings.clone();
         let changed: Vec<(u32, String)> = cut.into_iter().collect();
-        let vectors: Vec<Array1<f32>> = changed
-            .par_iter()
-            .map(|(_, text)| self.text.embed(text))
-            .collect();
+        let vectors: Vec<Array1<f32>> = changed.par_iter().map(|(_, text)| self.text.embed(text)).collect();
         for ((firm, _), vector) in changed.iter().zip(vectors) {
             embeddings.row_mut(*firm as usize).assign(&vector);
         }
-        let view = View {
-            embeddings: &embeddings,
-            graph: &graph,
-        };
+        let view = View { embeddings: &embeddings, graph: &graph };
         held_out
             .par_iter()
             .enumerate()
             .flat_map_iter(|(i, collaboration)| {
-                let members: Vec<u32> = collaboration
-                    .members
-                    .iter()
-                    .filter_map(|m| self.position(m))
-                    .collect();
+                let members: Vec<u32> = collaboration.members.iter().filter_map(|m| self.position(m)).collect();
                 let anchor = *members
                     .iter()
                     .max_by_key(|&&m| (graph.collaborations(m), std::cmp::Reverse(m)))
                     .expect("at least two members");
-                let query = self.prepare_in(
-                    &view,
-                    &Query {
-                        anchors: vec![anchor],
-                        text: collaboration.title.clone(),
-                    },
-                );
-                let mut rng = Xoshiro256Plus::seed_from_u64(
-                    self.params.seed.wrapping_add((fold * 1_000_003 + i) as u64),
-                );
+                let query = self.prepare_in(&view, &Query { anchors: vec![anchor], text: collaboration.title.clone() });
+                let mut rng =
+                    Xoshiro256Plus::seed_from_u64(self.params.seed.wrapping_add((fold * 1_000_003 + i) as u64));
                 let member_set: HashSet<u32> = members.iter().copied().collect();
                 // Negatives come from the pool serving would score, drawn uniformly, so
                 // the weights learn to rank that pool rather than some other one.
-                let pool: Vec<u32> = self
-                    .candidates_in(&view, &query, 150)
-                    .into_iter()
-                    .filter(|f| !member_set.contains(f))
-                    .collect();
-                let mut negatives: Vec<u32> = (0..30.min(pool.len()))
-                    .map(|_| pool[rng.gen_range(0..pool.len())])
-                    .collect();
+                let pool: Vec<u32> =
+                    self.candidates_in(&view, &query, 150).into_iter().filter(|f| !member_set.contains(f)).collect();
+                let mut negatives: Vec<u32> =
+                    (0..30.min(pool.len())).map(|_| pool[rng.gen_range(0..pool.len())]).collect();
                 for _ in 0..5 {
                     let firm = rng.gen_range(0..self.len() as u32);
                     if !member_set.contains(&firm) {
@@ -711,10 +565,8 @@ impl FittedModel {
                     .filter(|&&m| m != anchor && graph.collaborations(m) > 0)
                     .map(|&m| (self.features_in(&view, &query, m), true))
                     .collect();
-                let negatives: Vec<(Features, bool)> = negatives
-                    .into_iter()
-                    .map(|n| (self.features_in(&view, &query, n), false))
-                    .collect();
+                let negatives: Vec<(Features, bool)> =
+                    negatives.into_iter().map(|n| (self.features_in(&view, &query, n), false)).collect();
                 positives.into_iter().chain(negatives)
             })
             .collect()
@@ -729,12 +581,7 @@ impl FittedModel {
 /// count, equally: a neutral starting point, reported as not learnt.
 fn prior_weights() -> Weights {
     let mut coefficients = vec![0.0; SIGNAL_COUNT];
-    for signal in [
-        Signal::TextSimilarity,
-        Signal::TextMatch,
-        Signal::OfferNeed,
-        Signal::ValueChain,
-    ] {
+    for signal in [Signal::TextSimilarity, Signal::TextMatch, Signal::OfferNeed, Signal::ValueChain] {
         coefficients[signal as usize] = 1.0;
     }
     Weights {
@@ -750,11 +597,7 @@ fn prior_weights() -> Weights {
 fn build_meta(firms: &[Firm], text: &TextModel, embeddings: &Array2<f32>) -> Vec<FirmMeta> {
     let table = valuechain::table();
     let rows_of = |sectors: &[String]| -> Vec<u16> {
-        let mut rows: Vec<u16> = sectors
-            .iter()
-            .filter_map(|s| table.row(s))
-            .map(|r| r as u16)
-            .collect();
+        let mut rows: Vec<u16> = sectors.iter().filter_map(|s| table.row(s)).map(|r| r as u16).collect();
         rows.sort_unstable();
         rows.dedup();
         rows
@@ -794,6 +637,7 @@ fn build_meta(firms: &[Firm], text: &TextModel, embeddings: &Array2<f32>) -> Vec
             FirmMeta {
                 name: profile.name.clone(),
                 kind: profile.kind,
+                size: profile.size,
                 country: profile.country.clone(),
                 region: profile.region.clone(),
                 sme: profile.is_sme(),
@@ -809,11 +653,7 @@ fn build_meta(firms: &[Firm], text: &TextModel, embeddings: &Array2<f32>) -> Vec
 
 /// A table code such as `B06-07` names its first division (`B06`).
 fn division_code(table_code: &str) -> String {
-    table_code
-        .split('-')
-        .next()
-        .unwrap_or(table_code)
-        .to_string()
+    table_code.split('-').next().unwrap_or(table_code).to_string()
 }
 
 fn kind_statistics(meta: &[FirmMeta], memberships: &[Vec<u32>]) -> ([[f32; 5]; 5], [f32; 5]) {

@@ -53,20 +53,10 @@ fn table() -> &'static NaceTable {
                     let section = section_of_division[&code[..2]];
                     format!("{section}{code}")
                 };
-                (
-                    normalised.clone(),
-                    NaceEntry {
-                        code: normalised,
-                        level,
-                        title,
-                    },
-                )
+                (normalised.clone(), NaceEntry { code: normalised, level, title })
             })
             .collect();
-        NaceTable {
-            by_code,
-            section_of_division,
-        }
+        NaceTable { by_code, section_of_division }
     })
 }
 

@@ -123,19 +123,9 @@ impl Weights {
                 *s += (x as f64 - m).powi(2) / n as f64;
             }
         }
-        let scale: Vec<f64> = scale
-            .into_iter()
-            .map(|variance| {
-                if variance > 1e-12 {
-                    variance.sqrt()
-                } else {
-                    1.0
-                }
-            })
-            .collect();
-        let records = Array2::from_shape_fn((n, SIGNAL_COUNT), |(i, j)| {
-            (samples[i].0[j] as f64 - mean[j]) / scale[j]
-        });
+        let scale: Vec<f64> =
+            scale.into_iter().map(|variance| if variance > 1e-12 { variance.sqrt() } else { 1.0 }).collect();
+        let records = Array2::from_shape_fn((n, SIGNAL_COUNT), |(i, j)| (samples[i].0[j] as f64 - mean[j]) / scale[j]);
         let targets = Array1::from_iter(samples.iter().map(|(_, label)| *label));
         let model = LogisticRegression::default()
             .alpha(1.0)
@@ -161,10 +151,7 @@ impl Weights {
             contributions[j] = self.coefficients[j] * (features[j] - self.mean[j]) / self.scale[j];
             linear += contributions[j];
         }
-        Scored {
-            score: 1.0 / (1.0 + (-linear).exp()),
-            contributions,
-        }
+        Scored { score: 1.0 / (1.0 + (-linear).exp()), contributions }
     }
 
     /// The weight on the raw (unstandardised) feature: how much one unit of the
@@ -184,11 +171,7 @@ mod tests {
         for i in 0..200 {
             let mut features = [0.0f32; SIGNAL_COUNT];
             let positive = i % 2 == 0;
-            features[Signal::Ties as usize] = if positive {
-                1.0 + (i % 3) as f32
-            } else {
-                (i % 2) as f32 * 0.2
-            };
+            features[Signal::Ties as usize] = if positive { 1.0 + (i % 3) as f32 } else { (i % 2) as f32 * 0.2 };
             features[Signal::SameCountry as usize] = (i % 5 == 0) as u8 as f32;
             samples.push((features, positive));
         }
@@ -198,9 +181,8 @@ mod tests {
         strong[Signal::Ties as usize] = 3.0;
         let scored = weights.score(&strong);
         assert!(scored.score > 0.8);
-        let top = (0..SIGNAL_COUNT)
-            .max_by(|&a, &b| scored.contributions[a].total_cmp(&scored.contributions[b]))
-            .unwrap();
+        let top =
+            (0..SIGNAL_COUNT).max_by(|&a, &b| scored.contributions[a].total_cmp(&scored.contributions[b])).unwrap();
         assert_eq!(top, Signal::Ties as usize);
     }
 

@@ -142,11 +142,7 @@ impl TextModel {
     pub fn fit(documents: &[String], dim: usize, max_terms: usize) -> Result<TextModel, TextError> {
         let small = documents.len() < 20;
         let max_df = if small { 1.0 } else { 0.5 };
-        let min_df = if small {
-            0.0
-        } else {
-            2.0 / documents.len() as f32
-        };
+        let min_df = if small { 0.0 } else { 2.0 / documents.len() as f32 };
         let corpus = Array1::from_iter(documents.iter().map(|document| document.as_str()));
         let vectorizer = CountVectorizer::params()
             .convert_to_lowercase(true)
@@ -156,19 +152,13 @@ impl TextModel {
             .fit(&corpus)
             .map_err(|error| TextError(error.to_string()))?;
         let terms = vectorizer.vocabulary().clone();
-        let lookup: HashMap<String, u32> = terms
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.clone(), i as u32))
-            .collect();
+        let lookup: HashMap<String, u32> = terms.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
         let document_frequency = documents
             .par_iter()
             .fold(
                 || vec![0u32; terms.len()],
                 |mut counts, document| {
-                    let mut seen: Vec<u32> = tokens(document)
-                        .filter_map(|token| lookup.get(&token).copied())
-                        .collect();
+                    let mut seen: Vec<u32> = tokens(document).filter_map(|token| lookup.get(&token).copied()).collect();
                     seen.sort_unstable();
                     seen.dedup();
                     for term in seen {
@@ -177,31 +167,14 @@ impl TextModel {
                     counts
                 },
             )
-            .reduce(
-                || vec![0u32; terms.len()],
-                |a, b| a.iter().zip(&b).map(|(x, y)| x + y).collect(),
-            );
+            .reduce(|| vec![0u32; terms.len()], |a, b| a.iter().zip(&b).map(|(x, y)| x + y).collect());
         let n = documents.len() as f32;
-        let idf = document_frequency
-            .iter()
-            .map(|&df| ((1.0 + n) / (1.0 + df as f32)).ln() + 1.0)
-            .collect();
-        Ok(TextModel {
-            terms,
-            idf,
-            dim,
-            lookup: OnceLock::from(lookup),
-        })
+        let idf = document_frequency.iter().map(|&df| ((1.0 + n) / (1.0 + df as f32)).ln() + 1.0).collect();
+        Ok(TextModel { terms, idf, dim, lookup: OnceLock::from(lookup) })
     }
 
     fn lookup(&self) -> &HashMap<String, u32> {
-        self.lookup.get_or_init(|| {
-            self.terms
-                .iter()
-                .enumerate()
-                .map(|(i, t)| (t.clone(), i as u32))
-                .collect()
-        })
+        self.lookup.get_or_init(|| self.terms.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect())
     }
 
     pub fn dim(&self) -> usize {
@@ -263,11 +236,7 @@ impl TextModel {
     pub fn key_terms(&self, document: &str, limit: usize) -> Vec<String> {
         let mut weighted = self.weights(document);
         weighted.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        weighted
-            .into_iter()
-            .take(limit)
-            .map(|(term, _)| self.terms[term as usize].clone())
-            .collect()
+        weighted.into_iter().take(limit).map(|(term, _)| self.terms[term as usize].clone()).collect()
     }
 }
 
@@ -314,10 +283,7 @@ mod tests {
         let embeddings = model.embed_all(&docs);
         let dairy = cosine(embeddings.row(0), embeddings.row(1));
         let unrelated = cosine(embeddings.row(0), embeddings.row(4));
-        assert!(
-            dairy > unrelated + 0.2,
-            "dairy {dairy} vs unrelated {unrelated}"
-        );
+        assert!(dairy > unrelated + 0.2, "dairy {dairy} vs unrelated {unrelated}");
         let norm = embeddings.row(2).dot(&embeddings.row(2));
         assert!((norm - 1.0).abs() < 1e-4);
     }

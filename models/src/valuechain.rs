@@ -49,24 +49,13 @@ impl ValueChain {
             .records()
             .map(|record| {
                 let record = record.expect("the shipped input-output table is valid CSV");
-                (
-                    record[0].to_string(),
-                    record[1].to_string(),
-                    record[3].parse().expect("coefficient is a number"),
-                )
+                (record[0].to_string(), record[1].to_string(), record[3].parse().expect("coefficient is a number"))
             })
             .collect();
-        let mut codes: Vec<String> = rows
-            .iter()
-            .flat_map(|(s, b, _)| [s.clone(), b.clone()])
-            .collect();
+        let mut codes: Vec<String> = rows.iter().flat_map(|(s, b, _)| [s.clone(), b.clone()]).collect();
         codes.sort();
         codes.dedup();
-        let position: HashMap<&str, usize> = codes
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (c.as_str(), i))
-            .collect();
+        let position: HashMap<&str, usize> = codes.iter().enumerate().map(|(i, c)| (c.as_str(), i)).collect();
         let n = codes.len();
         let mut coefficients = vec![0.0; n * n];
         for (supplier, buyer, coefficient) in &rows {
@@ -77,8 +66,7 @@ impl ValueChain {
             let section = &code[..1];
             match code[1..].split_once('-') {
                 Some((from, to)) => {
-                    let (from, to): (u32, u32) =
-                        (from.parse().unwrap_or(0), to.parse().unwrap_or(0));
+                    let (from, to): (u32, u32) = (from.parse().unwrap_or(0), to.parse().unwrap_or(0));
                     for division in from..=to {
                         by_division.insert(format!("{section}{division:02}"), row);
                     }
@@ -88,11 +76,7 @@ impl ValueChain {
                 }
             }
         }
-        ValueChain {
-            codes,
-            by_division,
-            coefficients,
-        }
+        ValueChain { codes, by_division, coefficients }
     }
 
     /// Table row of any normalised NACE code (class, group or division).
@@ -165,10 +149,7 @@ impl ValueChain {
             .map(|other| {
                 let best = rows
                     .iter()
-                    .map(|&row| {
-                        self.coefficient(other, row)
-                            .max(self.coefficient(row, other))
-                    })
+                    .map(|&row| self.coefficient(other, row).max(self.coefficient(row, other)))
                     .fold(0.0f32, f32::max);
                 (other, best)
             })
@@ -214,10 +195,7 @@ mod tests {
         assert!(table.coefficient(farming, food) > 0.05);
         let link = table.best_link(&[food], &[farming]).unwrap();
         assert!(link.candidate_supplies);
-        assert_eq!(
-            (link.supplier.as_str(), link.buyer.as_str()),
-            ("A01", "C10")
-        );
+        assert_eq!((link.supplier.as_str(), link.buyer.as_str()), ("A01", "C10"));
     }
 
     #[test]
@@ -233,9 +211,6 @@ mod tests {
         let table = table();
         let food = table.row("C10").unwrap();
         let partners = table.partner_rows(&[food], 5);
-        assert!(
-            partners.iter().any(|(row, _)| table.code(*row) == "A01"),
-            "{partners:?}"
-        );
+        assert!(partners.iter().any(|(row, _)| table.code(*row) == "A01"), "{partners:?}");
     }
 }

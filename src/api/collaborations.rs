@@ -20,46 +20,33 @@ pub async fn create(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let body = read_body(&request, payload, state.settings.server.max_body_bytes).await?;
-    let value: Value = serde_json::from_slice(&body).map_err(|error| {
-        ApiError::bad_request("malformed_body", format!("malformed JSON: {error}"))
-    })?;
+    let value: Value = serde_json::from_slice(&body)
+        .map_err(|error| ApiError::bad_request("malformed_body", format!("malformed JSON: {error}")))?;
     let collaboration = validate_collaboration(&value).map_err(|errors| {
-        let field = errors
-            .first()
-            .map(|error| error.field.clone())
-            .unwrap_or_default();
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_failed",
-            "the collaboration is invalid",
-        )
-        .with_field(field)
-        .with_details(serde_json::to_value(errors).expect("serialisable"))
+        let field = errors.first().map(|error| error.field.clone()).unwrap_or_default();
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", "the collaboration is invalid")
+            .with_field(field)
+            .with_details(serde_json::to_value(errors).expect("serialisable"))
     })?;
     let engine = state.engine.clone();
     let collaboration = blocking(move || {
         let missing = engine.index().missing_firms(&collaboration.members)?;
         if !missing.is_empty() {
-            return Err(ApiError::invalid(
-                "members",
-                format!("{} members have no profile", missing.len()),
-            )
-            .with_details(json!({ "unknown_ids": missing })));
+            return Err(ApiError::invalid("members", format!("{} members have no profile", missing.len()))
+                .with_details(json!({ "unknown_ids": missing })));
         }
         engine.upsert_collaborations(std::slice::from_ref(&collaboration))?;
         Ok(collaboration)
     })
     .await?;
+    state.changed();
     Ok(HttpResponse::Created().json(collaboration))
 }
 
 #[utoipa::path(get, path = "/v1/collaborations/{id}", tag = "collaborations",
     params(("id" = String, Path, description = "collaboration id")),
     responses((status = 200, description = "the collaboration"), (status = 404)))]
-pub async fn get(
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn get(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let id = checked_id(&path)?;
     let engine = state.engine.clone();
     let found: Option<Collaboration> = blocking({

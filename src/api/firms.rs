@@ -49,21 +49,15 @@ pub async fn bulk_upsert(
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "validation_failed",
-            format!(
-                "{} of {} profiles are invalid; nothing was written",
-                rejected.len(),
-                items.len()
-            ),
+            format!("{} of {} profiles are invalid; nothing was written", rejected.len(), items.len()),
         )
         .with_details(serde_json::to_value(&rejected).expect("serialisable")));
     }
     let count = accepted.len();
     let engine = state.engine.clone();
     let generation = blocking(move || Ok(engine.upsert_firms(&accepted)?)).await?;
-    Ok(HttpResponse::Ok().json(UpsertSummary {
-        upserted: count,
-        generation,
-    }))
+    state.changed();
+    Ok(HttpResponse::Ok().json(UpsertSummary { upserted: count, generation }))
 }
 
 #[utoipa::path(put, path = "/v1/firms/{id}", tag = "firms",
@@ -82,21 +76,15 @@ pub async fn put(
         return Err(unsupported_type());
     }
     let body = read_body(&request, payload, state.settings.server.max_body_bytes).await?;
-    let mut value: Value = serde_json::from_slice(&body).map_err(|error| {
-        ApiError::bad_request("malformed_body", format!("malformed JSON: {error}"))
-    })?;
+    let mut value: Value = serde_json::from_slice(&body)
+        .map_err(|error| ApiError::bad_request("malformed_body", format!("malformed JSON: {error}")))?;
     let Some(object) = value.as_object_mut() else {
         return Err(ApiError::invalid("body", "a profile must be a JSON object"));
     };
     let raw = match object.get("id") {
-        Some(Value::String(body_id)) if *body_id == id => {
-            String::from_utf8_lossy(&body).into_owned()
-        }
+        Some(Value::String(body_id)) if *body_id == id => String::from_utf8_lossy(&body).into_owned(),
         Some(_) => {
-            return Err(ApiError::invalid(
-                "id",
-                format!("the body's id must be `{id}`, as in the path"),
-            ));
+            return Err(ApiError::invalid("id", format!("the body's id must be `{id}`, as in the path")));
         }
         None => {
             object.insert("id".to_string(), Value::String(id.clone()));
@@ -104,21 +92,12 @@ pub async fn put(
         }
     };
     let item = ingest::Item { line: None, raw };
-    let (mut accepted, rejected) =
-        ingest::validate_items(std::slice::from_ref(&item), &now_rfc3339());
+    let (mut accepted, rejected) = ingest::validate_items(std::slice::from_ref(&item), &now_rfc3339());
     if let Some(rejected) = rejected.into_iter().next() {
-        let first_field = rejected
-            .errors
-            .first()
-            .map(|error| error.field.clone())
-            .unwrap_or_default();
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_failed",
-            "the profile is invalid",
-        )
-        .with_field(first_field)
-        .with_details(serde_json::to_value(&rejected.errors).expect("serialisable")));
+        let first_field = rejected.errors.first().map(|error| error.field.clone()).unwrap_or_default();
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", "the profile is invalid")
+            .with_field(first_field)
+            .with_details(serde_json::to_value(&rejected.errors).expect("serialisable")));
     }
     let stored = accepted.pop().expect("one valid item");
     let engine = state.engine.clone();
@@ -127,16 +106,14 @@ pub async fn put(
         Ok(stored)
     })
     .await?;
+    state.changed();
     Ok(profile_http(&stored, &[]))
 }
 
 #[utoipa::path(get, path = "/v1/firms/{id}", tag = "firms",
     params(("id" = String, Path, description = "firm id")),
     responses((status = 200, description = "the profile as sent, plus `updated_at` and `ties`"), (status = 404)))]
-pub async fn get(
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn get(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let id = checked_id(&path)?;
     let engine = state.engine.clone();
     let (stored, collaborations) = blocking(move || {
@@ -149,7 +126,8 @@ pub async fn get(
     let ties: Vec<Value> = collaborations
         .into_iter()
         .map(|collaboration| {
-            let partners: Vec<&String> = collaboration.members.iter().filter(|member| **member != stored.firm.id).collect();
+            let partners: Vec<&String> =
+                collaboration.members.iter().filter(|member| **member != stored.firm.id).collect();
             json!({ "collaboration": collaboration.id, "title": collaboration.title, "partners": partners })
         })
         .collect();
@@ -159,10 +137,7 @@ pub async fn get(
 #[utoipa::path(delete, path = "/v1/firms/{id}", tag = "firms",
     params(("id" = String, Path, description = "firm id")),
     responses((status = 204), (status = 404)), security(("bearer" = [])))]
-pub async fn delete(
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn delete(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let id = checked_id(&path)?;
     let engine = state.engine.clone();
     let deleted = blocking({
@@ -171,6 +146,7 @@ pub async fn delete(
     })
     .await?;
     if deleted {
+        state.changed();
         Ok(HttpResponse::NoContent().finish())
     } else {
         Err(ApiError::not_found(format!("no firm with id `{id}`")))
@@ -227,17 +203,10 @@ pub struct SearchHitBody {
 
 #[utoipa::path(get, path = "/v1/firms", tag = "firms", params(SearchParams),
     responses((status = 200, body = SearchResponse), (status = 400), (status = 422)))]
-pub async fn search(
-    state: web::Data<AppState>,
-    params: web::Query<SearchParams>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn search(state: web::Data<AppState>, params: web::Query<SearchParams>) -> Result<HttpResponse, ApiError> {
     let request = search_request(params.into_inner())?;
     let generation = state.engine.index().generation();
-    let key = state.cache.key(
-        generation,
-        "search",
-        &request_digest(&format!("{request:?}")),
-    );
+    let key = state.cache.key(generation, "search", &request_digest(&format!("{request:?}")));
     if let Some(body) = state.cache.get(&key).await {
         return Ok(json_bytes(body, "hit"));
     }
@@ -258,12 +227,7 @@ pub async fn search(
                 snippet: hit.snippet,
             })
             .collect();
-        let response = SearchResponse {
-            total: page.total,
-            limit: request.limit,
-            offset: request.offset,
-            hits,
-        };
+        let response = SearchResponse { total: page.total, limit: request.limit, offset: request.offset, hits };
         Ok(serde_json::to_vec(&response).expect("serialisable"))
     })
     .await?;
@@ -299,20 +263,13 @@ fn search_request(params: SearchParams) -> Result<SearchRequest, ApiError> {
 
 pub fn parse_kind(text: &str) -> Result<Kind, ApiError> {
     Kind::parse(text).ok_or_else(|| {
-        ApiError::invalid(
-            "kind",
-            format!("`{text}` is not one of company, university, research, public, other"),
-        )
+        ApiError::invalid("kind", format!("`{text}` is not one of company, university, research, public, other"))
     })
 }
 
 pub fn parse_size(text: &str) -> Result<SizeClass, ApiError> {
-    SizeClass::parse(text).ok_or_else(|| {
-        ApiError::invalid(
-            "size",
-            format!("`{text}` is not one of micro, small, medium, large"),
-        )
-    })
+    SizeClass::parse(text)
+        .ok_or_else(|| ApiError::invalid("size", format!("`{text}` is not one of micro, small, medium, large")))
 }
 
 pub fn parse_country(text: &str) -> Result<String, ApiError> {
@@ -320,10 +277,7 @@ pub fn parse_country(text: &str) -> Result<String, ApiError> {
     if upper.len() == 2 && isocountry::CountryCode::for_alpha2(&upper).is_ok() {
         Ok(upper)
     } else {
-        Err(ApiError::invalid(
-            "country",
-            format!("`{text}` is not an ISO 3166-1 alpha-2 country code"),
-        ))
+        Err(ApiError::invalid("country", format!("`{text}` is not an ISO 3166-1 alpha-2 country code")))
     }
 }
 
@@ -332,19 +286,11 @@ pub fn parse_region(text: &str) -> Result<String, ApiError> {
     let valid = (2..=5).contains(&upper.len())
         && upper[..2].chars().all(|c| c.is_ascii_uppercase())
         && upper[2..].chars().all(|c| c.is_ascii_alphanumeric());
-    if valid {
-        Ok(upper)
-    } else {
-        Err(ApiError::invalid(
-            "region",
-            format!("`{text}` is not a NUTS code or prefix"),
-        ))
-    }
+    if valid { Ok(upper) } else { Err(ApiError::invalid("region", format!("`{text}` is not a NUTS code or prefix"))) }
 }
 
 pub fn parse_sector(text: &str) -> Result<String, ApiError> {
-    nace::normalise(text)
-        .ok_or_else(|| ApiError::invalid("sector", format!("`{text}` is not a NACE Rev. 2 code")))
+    nace::normalise(text).ok_or_else(|| ApiError::invalid("sector", format!("`{text}` is not a NACE Rev. 2 code")))
 }
 
 pub fn checked_id(id: &str) -> Result<String, ApiError> {
@@ -358,11 +304,8 @@ pub fn request_digest(normalised: &str) -> String {
 }
 
 fn content_format(request: &HttpRequest) -> Result<Format, ApiError> {
-    let content_type = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or("application/json");
+    let content_type =
+        request.headers().get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).unwrap_or("application/json");
     Format::from_content_type(content_type).ok_or_else(unsupported_type)
 }
 
@@ -377,7 +320,5 @@ fn unsupported_type() -> ApiError {
 fn profile_http(stored: &StoredFirm, extra: &[(&str, Value)]) -> HttpResponse {
     let mut fields = vec![("updated_at", Value::String(stored.updated_at.clone()))];
     fields.extend(extra.iter().cloned());
-    HttpResponse::Ok()
-        .content_type("application/json")
-        .body(profile_response(&stored.raw, &fields))
+    HttpResponse::Ok().content_type("application/json").body(profile_response(&stored.raw, &fields))
 }

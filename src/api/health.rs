@@ -16,8 +16,7 @@ pub async fn live() -> HttpResponse {
 #[utoipa::path(get, path = "/health/ready", tag = "health", responses((status = 200), (status = 503)))]
 pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let engine = state.engine.clone();
-    let (firms, generation) =
-        blocking(move || Ok((engine.index().num_firms()?, engine.index().generation()))).await?;
+    let (firms, generation) = blocking(move || Ok((engine.index().num_firms()?, engine.index().generation()))).await?;
     let cache_state = state.cache.state().await;
     let model = state.engine.model_info();
     Ok(HttpResponse::Ok().json(json!({
@@ -32,17 +31,12 @@ pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let engine = state.engine.clone();
     if let Ok(Ok((bytes, firms))) = tokio::task::spawn_blocking(move || {
-        Ok::<_, ApiError>((
-            engine.index().size_on_disk(),
-            engine.index().num_firms().unwrap_or(0),
-        ))
+        Ok::<_, ApiError>((engine.index().size_on_disk(), engine.index().num_firms().unwrap_or(0)))
     })
     .await
     {
         metrics::gauge!("klynge_index_size_bytes").set(bytes as f64);
         metrics::gauge!("klynge_index_firms").set(firms as f64);
     }
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4")
-        .body(crate::telemetry::prometheus().render())
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(crate::telemetry::prometheus().render())
 }

@@ -21,6 +21,7 @@ pub mod collaborations;
 pub mod docs;
 pub mod firms;
 pub mod health;
+pub mod recommend;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
@@ -41,12 +42,8 @@ pub fn routes(config: &mut web::ServiceConfig) {
                         .route(web::put().to(firms::put))
                         .route(web::delete().to(firms::delete)),
                 )
-                .service(
-                    web::resource("/collaborations").route(web::post().to(collaborations::create)),
-                )
-                .service(
-                    web::resource("/collaborations/{id}").route(web::get().to(collaborations::get)),
-                ),
+                .service(web::resource("/collaborations").route(web::post().to(collaborations::create)))
+                .service(web::resource("/collaborations/{id}").route(web::get().to(collaborations::get))),
         )
         .route("/health/live", web::get().to(health::live))
         .route("/health/ready", web::get().to(health::ready))
@@ -66,17 +63,9 @@ where
 
 /// Reads the whole body, refusing it with a JSON 413 as soon as it passes the limit
 /// (before reading it all when `Content-Length` already says so).
-pub async fn read_body(
-    request: &HttpRequest,
-    mut payload: web::Payload,
-    limit: usize,
-) -> Result<web::Bytes, ApiError> {
+pub async fn read_body(request: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<web::Bytes, ApiError> {
     let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            format!("request body is over {limit} bytes"),
-        )
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", format!("request body is over {limit} bytes"))
     };
     let declared = request
         .headers()
@@ -88,9 +77,7 @@ pub async fn read_body(
     }
     let mut body = web::BytesMut::with_capacity(declared.unwrap_or(8 * 1024).min(limit));
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|error| {
-            ApiError::bad_request("bad_body", format!("cannot read body: {error}"))
-        })?;
+        let chunk = chunk.map_err(|error| ApiError::bad_request("bad_body", format!("cannot read body: {error}")))?;
         if body.len() + chunk.len() > limit {
             return Err(too_large());
         }
@@ -110,18 +97,13 @@ pub async fn observe(
         .headers()
         .get(&REQUEST_ID)
         .and_then(|value| value.to_str().ok())
-        .filter(|value| {
-            !value.is_empty() && value.len() <= 128 && value.bytes().all(|b| b.is_ascii_graphic())
-        })
+        .filter(|value| !value.is_empty() && value.len() <= 128 && value.bytes().all(|b| b.is_ascii_graphic()))
         .map(str::to_string)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let method = request.method().clone();
     let path = request.path().to_string();
     let mut response = next.call(request).await?;
-    let route = response
-        .request()
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_string());
+    let route = response.request().match_pattern().unwrap_or_else(|| "unmatched".to_string());
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
     metrics::counter!("klynge_http_requests_total", "method" => method.to_string(), "route" => route.clone(), "status" => status.to_string()).increment(1);
@@ -139,15 +121,9 @@ async fn authorise(
     request: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<actix_web::body::EitherBody<impl MessageBody>>, actix_web::Error> {
-    let state = request
-        .app_data::<web::Data<AppState>>()
-        .expect("state is registered")
-        .clone();
+    let state = request.app_data::<web::Data<AppState>>().expect("state is registered").clone();
     let auth = &state.settings.auth;
-    let is_read = matches!(
-        *request.method(),
-        Method::GET | Method::HEAD | Method::OPTIONS
-    );
+    let is_read = matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -155,10 +131,7 @@ async fn authorise(
         .and_then(|value| value.strip_prefix("Bearer "))
         .map(str::trim);
     let matches = |keys: &[crate::settings::Secret]| {
-        presented.is_some_and(|key| {
-            keys.iter()
-                .any(|known| constant_time_eq(known.expose(), key))
-        })
+        presented.is_some_and(|key| keys.iter().any(|known| constant_time_eq(known.expose(), key)))
     };
     let outcome = if is_read {
         if auth.read_keys.is_empty() || matches(&auth.read_keys) || matches(&auth.write_keys) {
@@ -170,11 +143,7 @@ async fn authorise(
                 "reads need `Authorization: Bearer <read key>`",
             ))
         } else {
-            Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                "this key may not read",
-            ))
+            Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "this key may not read"))
         }
     } else if auth.write_keys.is_empty() {
         Err(ApiError::new(
@@ -185,17 +154,9 @@ async fn authorise(
     } else if matches(&auth.write_keys) {
         Ok(())
     } else if presented.is_none() {
-        Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "writes need `Authorization: Bearer <write key>`",
-        ))
+        Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "writes need `Authorization: Bearer <write key>`"))
     } else {
-        Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "this key may not write",
-        ))
+        Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "this key may not write"))
     };
     match outcome {
         Ok(()) => Ok(next.call(request).await?.map_into_left_body()),
@@ -214,17 +175,10 @@ fn constant_time_eq(known: &str, presented: &str) -> bool {
 
 /// A JSON response from already-serialised bytes, with the cache outcome header.
 pub fn json_bytes(body: Arc<[u8]>, cache: &'static str) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("application/json")
-        .insert_header((X_CACHE, cache))
-        .body(body.to_vec())
+    HttpResponse::Ok().content_type("application/json").insert_header((X_CACHE, cache)).body(body.to_vec())
 }
 
 /// Every unmatched path answers a JSON 404, not actix's empty body.
 pub async fn not_found(request: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::not_found(format!(
-        "no route for {} {}",
-        request.method(),
-        request.path()
-    )))
+    Err(ApiError::not_found(format!("no route for {} {}", request.method(), request.path())))
 }

@@ -1,0 +1,262 @@
+//! Recommendations: a firm's partners, shortlists for a business opportunity,
+//! and the model administration behind them. Answers are cached under the index
+//! and model generation, so any profile change or refit makes old entries
+//! unreachable; a repeat is served from the cache (`x-cache: hit`).
+
+use std::sync::Arc;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use utoipa::IntoParams;
+
+use crate::api::firms::{
+    checked_id, parse_country, parse_kind, parse_region, parse_sector, parse_size, request_digest,
+};
+use crate::api::{blocking, json_bytes, read_body};
+use crate::app::AppState;
+use crate::engine::{EngineError, Filters, ShortlistRequest};
+use crate::error::ApiError;
+
+const MAX_K: usize = 200;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PartnerParams {
+    /// How many partners, 1..=200 (default 20).
+    k: Option<usize>,
+    kind: Option<String>,
+    country: Option<String>,
+    /// NUTS code or prefix.
+    region: Option<String>,
+    /// NACE code or prefix.
+    sector: Option<String>,
+    size: Option<String>,
+    sme: Option<bool>,
+    /// Comma-separated firm ids never to propose.
+    exclude: Option<String>,
+    /// Lowest score to return, 0..1.
+    min_score: Option<f32>,
+}
+
+/// Shortlist for a business opportunity described in words.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShortlistBody {
+    /// What the network should do, e.g. "low-carbon housing".
+    opportunity: String,
+    /// Firms the shortlist is for (they are never proposed).
+    #[serde(default)]
+    anchor: Vec<String>,
+    k: Option<usize>,
+    kind: Option<String>,
+    country: Option<String>,
+    region: Option<String>,
+    sector: Option<String>,
+    size: Option<String>,
+    sme: Option<bool>,
+    #[serde(default)]
+    exclude: Vec<String>,
+    min_score: Option<f32>,
+}
+
+#[utoipa::path(get, path = "/v1/firms/{id}/partners", tag = "recommendations",
+    params(("id" = String, Path, description = "firm id"), PartnerParams),
+    responses((status = 200, description = "ranked partners with per-signal contributions and reasons; `x-cache` says hit, miss or precomputed"), (status = 404), (status = 422), (status = 503)))]
+pub async fn partners(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    params: web::Query<PartnerParams>,
+) -> Result<HttpResponse, ApiError> {
+    let id = checked_id(&path)?;
+    let params = params.into_inner();
+    let exclude = params
+        .exclude
+        .as_deref()
+        .map(|list| {
+            list.split(',').map(str::trim).filter(|s| !s.is_empty()).map(checked_exclude).collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()?
+        .unwrap_or_default();
+    let filters = filters(
+        params.kind,
+        params.country,
+        params.region,
+        params.sector,
+        params.size,
+        params.sme,
+        exclude,
+        params.min_score,
+    )?;
+    let request = ShortlistRequest { anchors: vec![id.clone()], opportunity: None, k: checked_k(params.k)?, filters };
+    respond(&state, "partners", request, Some(id)).await
+}
+
+#[utoipa::path(post, path = "/v1/shortlists", tag = "recommendations", request_body = ShortlistBody,
+    responses((status = 200, description = "ranked firms for the opportunity"), (status = 400), (status = 422)))]
+pub async fn shortlist(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body: ShortlistBody = parse_json_body(&state, &request, payload).await?;
+    let opportunity = body.opportunity.trim().to_string();
+    if opportunity.is_empty() {
+        return Err(ApiError::invalid("opportunity", "opportunity must describe the business opportunity"));
+    }
+    if opportunity.chars().count() > 5000 {
+        return Err(ApiError::invalid("opportunity", "opportunity must be at most 5000 characters"));
+    }
+    if body.anchor.len() > 50 {
+        return Err(ApiError::invalid("anchor", "at most 50 anchors"));
+    }
+    let anchors = body
+        .anchor
+        .iter()
+        .map(|id| checked_id(id).map_err(|e| e.with_field("anchor")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let exclude = body.exclude.iter().map(|id| checked_exclude(id)).collect::<Result<Vec<_>, _>>()?;
+    let filters =
+        filters(body.kind, body.country, body.region, body.sector, body.size, body.sme, exclude, body.min_score)?;
+    let request = ShortlistRequest { anchors, opportunity: Some(opportunity), k: checked_k(body.k)?, filters };
+    respond(&state, "shortlist", request, None).await
+}
+
+async fn respond(
+    state: &web::Data<AppState>,
+    kind: &'static str,
+    request: ShortlistRequest,
+    firm: Option<String>,
+) -> Result<HttpResponse, ApiError> {
+    let engine = state.engine.clone();
+    let normalised = serde_json::to_string(&request).expect("serialisable");
+    let key = state.cache.key(engine.cache_generation(), kind, &request_digest(&normalised));
+    if let Some(body) = state.cache.get(&key).await {
+        return Ok(json_bytes(body, "hit"));
+    }
+    let body = blocking(move || {
+        if let Some(id) = &firm
+            && engine.index().get_firm(id)?.is_none()
+        {
+            return Err(ApiError::not_found(format!("no firm with id `{id}`")));
+        }
+        let shortlist = engine.shortlist(&request).map_err(engine_error)?;
+        let mut value = serde_json::to_value(&shortlist).expect("serialisable");
+        if let Some(id) = firm {
+            value["firm"] = Value::String(id);
+        }
+        Ok(serde_json::to_vec(&value).expect("serialisable"))
+    })
+    .await?;
+    let body: Arc<[u8]> = body.into();
+    state.cache.set(key, body.clone()).await;
+    metrics::counter!("klynge_recommendations_total", "kind" => kind).increment(1);
+    Ok(json_bytes(body, "miss"))
+}
+
+#[utoipa::path(post, path = "/v1/admin/train", tag = "admin",
+    responses((status = 200, description = "the model now serving")), security(("bearer" = [])))]
+pub async fn train(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let engine = state.engine.clone();
+    let info = blocking(move || {
+        engine.fit().map_err(engine_error)?;
+        Ok(engine.model_info())
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(info))
+}
+
+#[utoipa::path(get, path = "/v1/admin/model", tag = "admin",
+    responses((status = 200, description = "fitted weights per signal and model facts")), security(("bearer" = [])))]
+pub async fn model(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let info = state.engine.model_info();
+    if info.is_null() {
+        return Err(ApiError::unavailable("no model is fitted yet; POST /v1/admin/train or add profiles"));
+    }
+    Ok(HttpResponse::Ok().json(info))
+}
+
+pub fn engine_error(error: EngineError) -> ApiError {
+    match error {
+        EngineError::UnknownFirms(ids) => ApiError::invalid("anchor", format!("{} ids have no profile", ids.len()))
+            .with_details(json!({ "unknown_ids": ids })),
+        EngineError::NoModel => ApiError::unavailable("the model is not fitted yet; retry shortly"),
+        EngineError::NotInModel(id) => ApiError::unavailable(format!(
+            "`{id}` was added after the last fit; the model is being refitted, retry shortly"
+        )),
+        other => ApiError::internal(other),
+    }
+}
+
+fn checked_k(k: Option<usize>) -> Result<usize, ApiError> {
+    let k = k.unwrap_or(20);
+    if (1..=MAX_K).contains(&k) { Ok(k) } else { Err(ApiError::invalid("k", format!("k must be from 1 to {MAX_K}"))) }
+}
+
+fn checked_exclude(id: &str) -> Result<String, ApiError> {
+    checked_id(id).map_err(|error| error.with_field("exclude"))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn filters(
+    kind: Option<String>,
+    country: Option<String>,
+    region: Option<String>,
+    sector: Option<String>,
+    size: Option<String>,
+    sme: Option<bool>,
+    exclude: Vec<String>,
+    min_score: Option<f32>,
+) -> Result<Filters, ApiError> {
+    let min_score = min_score.unwrap_or(0.0);
+    if !(0.0..=1.0).contains(&min_score) {
+        return Err(ApiError::invalid("min_score", "min_score must be from 0 to 1"));
+    }
+    if exclude.len() > 1000 {
+        return Err(ApiError::invalid("exclude", "at most 1000 excluded ids"));
+    }
+    Ok(Filters {
+        kind: kind.as_deref().map(parse_kind).transpose()?,
+        country: country.as_deref().map(parse_country).transpose()?,
+        region: region.as_deref().map(parse_region).transpose()?,
+        sector: sector.as_deref().map(parse_sector).transpose()?,
+        size: size.as_deref().map(parse_size).transpose()?,
+        sme,
+        exclude,
+        min_score,
+    })
+}
+
+/// Reads a JSON body into `T`: syntax errors are 400, wrong fields or types 422
+/// naming the field where serde says which.
+pub async fn parse_json_body<T: for<'de> Deserialize<'de>>(
+    state: &web::Data<AppState>,
+    request: &HttpRequest,
+    payload: web::Payload,
+) -> Result<T, ApiError> {
+    let content_type =
+        request.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("application/json");
+    if !content_type.trim_start().to_ascii_lowercase().starts_with("application/json") {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send application/json",
+        ));
+    }
+    let body = read_body(request, payload, state.settings.server.max_body_bytes).await?;
+    serde_json::from_slice(&body).map_err(|error| {
+        use serde_json::error::Category;
+        match error.classify() {
+            Category::Syntax | Category::Eof | Category::Io => {
+                ApiError::bad_request("malformed_body", format!("malformed JSON: {error}"))
+            }
+            Category::Data => {
+                let text = error.to_string();
+                let field = text.split('`').nth(1).unwrap_or("body").to_string();
+                ApiError::invalid(field, text)
+            }
+        }
+    })
+}
