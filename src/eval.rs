@@ -135,7 +135,18 @@ pub fn load_catalogue(dir: &Path) -> anyhow::Result<(Engine, Vec<Value>)> {
     let collaborations: Vec<Collaboration> = read_lines::<Value>(&dir.join("collaborations.jsonl"))?
         .iter()
         .filter_map(|c| {
-            let value = json!({ "id": c.get("id")?, "title": c.get("title")?, "members": c.get("members")? });
+            // The call topic describes the project as much as its title does.
+            let title: String =
+                [c.get("title")?.as_str()?, c.get("topic_title").and_then(Value::as_str).unwrap_or_default()]
+                    .iter()
+                    .filter(|part| !part.is_empty())
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(". ")
+                    .chars()
+                    .take(500)
+                    .collect();
+            let value = json!({ "id": c.get("id")?, "title": title, "members": c.get("members")? });
             validate_collaboration(&value).ok()
         })
         .collect();

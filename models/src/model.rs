@@ -19,6 +19,11 @@ use crate::text::{TextModel, normalise};
 use crate::valuechain::{self, SectorLink};
 use crate::{Collaboration, Firm, Kind, nace};
 
+/// Collaborations used as training queries need this many members with a profile:
+/// klynge is asked for networks of five or more, and pairs and triples tie together
+/// differently (bilateral contracts rather than consortia).
+const MIN_TRAINING_MEMBERS: usize = 5;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ModelParams {
     /// Embedding dimensions.
@@ -85,6 +90,9 @@ pub struct FittedModel {
     pub weights_learnt: bool,
     /// Firms with most collaborations, best first.
     pub experienced: Vec<u32>,
+    /// Members of each collaboration (firm positions) and its title embedding.
+    pub projects: Vec<Vec<u32>>,
+    pub project_embeddings: Array2<f32>,
     /// Firms of each input-output row, most experienced first (capped).
     pub firms_by_row: Vec<Vec<u32>>,
     #[serde(skip)]
@@ -108,6 +116,8 @@ pub struct PreparedQuery {
     pub cluster: Option<u32>,
     pub rows: Vec<usize>,
     partners_of_partners: HashMap<u32, (f32, u16)>,
+    /// Firms of the past collaborations most similar to the query, by summed similarity.
+    similar_projects: HashMap<u32, f32>,
     needs: Option<Array1<f32>>,
     offers: Option<Array1<f32>>,
 }
@@ -117,6 +127,10 @@ pub struct PreparedQuery {
 struct View<'a> {
     embeddings: &'a Array2<f32>,
     graph: &'a TieGraph,
+    /// Collaborations held out of this view (training only).
+    hidden: Option<&'a HashSet<u32>>,
+    /// Latent cluster of each firm under these embeddings.
+    assignment: &'a [u32],
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -149,11 +163,13 @@ impl FittedModel {
         let texts: Vec<String> = firms.par_iter().map(Firm::text).collect();
         let text = TextModel::fit(&texts, params.dim, params.max_terms)?;
         let embeddings = text.embed_all(&texts);
-        let memberships: Vec<Vec<u32>> = collaborations
+        let projects: Vec<Vec<u32>> = collaborations
             .iter()
             .map(|c| c.members.iter().filter_map(|m| lookup.get(m).copied()).collect::<Vec<u32>>())
-            .filter(|members| members.len() >= 2)
             .collect();
+        let titles: Vec<String> = collaborations.iter().map(|c| c.title.clone().unwrap_or_default()).collect();
+        let project_embeddings = text.embed_all(&titles);
+        let memberships: Vec<Vec<u32>> = projects.iter().filter(|members| members.len() >= 2).cloned().collect();
         let graph = TieGraph::build(firms.len(), &memberships);
         let clusters = Clusters::fit(
             embeddings.view(),
@@ -189,6 +205,8 @@ impl FittedModel {
             weights: prior_weights(),
             weights_learnt: false,
             experienced,
+            projects,
+            project_embeddings,
             firms_by_row,
             lookup,
         };
@@ -223,7 +241,15 @@ impl FittedModel {
     }
 
     pub fn prepare(&self, query: &Query) -> PreparedQuery {
-        self.prepare_in(&View { embeddings: &self.embeddings, graph: &self.graph }, query)
+        self.prepare_in(
+            &View {
+                embeddings: &self.embeddings,
+                graph: &self.graph,
+                hidden: None,
+                assignment: &self.clusters.assignment,
+            },
+            query,
+        )
     }
 
     fn prepare_in(&self, view: &View, query: &Query) -> PreparedQuery {
@@ -255,6 +281,7 @@ impl FittedModel {
                 query.anchors.iter().flat_map(|&a| pick(&self.meta[a as usize]).iter().map(String::as_str)).collect();
             (!text.is_empty()).then(|| self.text.embed(&text.join(". ")))
         };
+        let similar_projects = self.similar_projects(view, combined.as_ref());
         PreparedQuery {
             anchors: query.anchors.clone(),
             text,
@@ -263,6 +290,7 @@ impl FittedModel {
             cluster,
             rows,
             partners_of_partners: view.graph.partners_of_partners(&query.anchors),
+            similar_projects,
             needs: joined(|m| &m.needs),
             offers: joined(|m| &m.offers),
         }
@@ -272,7 +300,16 @@ impl FittedModel {
     /// partners, experienced firms of complementary sectors, and the most
     /// experienced firms overall. The service adds BM25 matches from the index.
     pub fn candidates(&self, query: &PreparedQuery, per_source: usize) -> Vec<u32> {
-        self.candidates_in(&View { embeddings: &self.embeddings, graph: &self.graph }, query, per_source)
+        self.candidates_in(
+            &View {
+                embeddings: &self.embeddings,
+                graph: &self.graph,
+                hidden: None,
+                assignment: &self.clusters.assignment,
+            },
+            query,
+            per_source,
+        )
     }
 
     fn candidates_in(&self, view: &View, query: &PreparedQuery, per_source: usize) -> Vec<u32> {
@@ -294,6 +331,11 @@ impl FittedModel {
                 push(partner, &mut out);
             }
         }
+        let mut similar: Vec<(&u32, &f32)> = query.similar_projects.iter().collect();
+        similar.sort_by(|a, b| b.1.total_cmp(a.1).then(a.0.cmp(b.0)));
+        for (&firm, _) in similar.into_iter().take(per_source) {
+            push(firm, &mut out);
+        }
         let mut pop: Vec<(&u32, &(f32, u16))> = query.partners_of_partners.iter().collect();
         pop.sort_by(|a, b| b.1.0.total_cmp(&a.1.0).then(a.0.cmp(b.0)));
         for (&firm, _) in pop.into_iter().take(per_source * 2) {
@@ -311,7 +353,16 @@ impl FittedModel {
     }
 
     pub fn features(&self, query: &PreparedQuery, candidate: u32) -> Features {
-        self.features_in(&View { embeddings: &self.embeddings, graph: &self.graph }, query, candidate)
+        self.features_in(
+            &View {
+                embeddings: &self.embeddings,
+                graph: &self.graph,
+                hidden: None,
+                assignment: &self.clusters.assignment,
+            },
+            query,
+            candidate,
+        )
     }
 
     fn features_in(&self, view: &View, query: &PreparedQuery, candidate: u32) -> Features {
@@ -348,8 +399,9 @@ impl FittedModel {
         f[Signal::SameCountry as usize] =
             anchors().any(|a| a.country.is_some() && a.country == meta.country) as u8 as f32;
         f[Signal::Experience as usize] = (view.graph.collaborations(candidate) as f32).ln_1p();
+        f[Signal::SimilarProjects as usize] = query.similar_projects.get(&candidate).copied().unwrap_or(0.0);
         f[Signal::SameCluster as usize] =
-            query.cluster.is_some_and(|cluster| self.clusters.assignment[c] == cluster) as u8 as f32;
+            query.cluster.is_some_and(|cluster| view.assignment[c] == cluster) as u8 as f32;
         f
     }
 
@@ -429,6 +481,7 @@ impl FittedModel {
                 Signal::Experience => {
                     format!("experienced partner ({} past collaborations)", self.graph.collaborations(candidate))
                 }
+                Signal::SimilarProjects => "took part in past collaborations much like this one".to_string(),
                 Signal::SameCluster => {
                     format!("in the same latent cluster ({})", self.clusters.assignment[candidate as usize])
                 }
@@ -499,7 +552,8 @@ impl FittedModel {
             .iter()
             .enumerate()
             .filter(|(i, c)| {
-                i % folds == fold && c.members.iter().filter(|m| self.lookup.contains_key(*m)).count() >= 2
+                i % folds == fold
+                    && c.members.iter().filter(|m| self.lookup.contains_key(*m)).count() >= MIN_TRAINING_MEMBERS
             })
             .map(|(_, c)| c)
             .collect();
@@ -508,6 +562,12 @@ impl FittedModel {
             return Vec::new();
         }
         let held_ids: HashSet<&str> = held_out.iter().map(|c| c.id.as_str()).collect();
+        let hidden: HashSet<u32> = collaborations
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| held_ids.contains(c.id.as_str()))
+            .map(|(i, _)| i as u32)
+            .collect();
         let kept: Vec<Vec<u32>> = collaborations
             .iter()
             .filter(|c| !held_ids.contains(c.id.as_str()))
@@ -517,21 +577,23 @@ impl FittedModel {
         let graph = TieGraph::build(firms.len(), &kept);
         let mut cut: HashMap<u32, String> = HashMap::new();
         for collaboration in &held_out {
-            let Some(title) = collaboration.title.as_deref().filter(|t| t.len() > 3) else {
-                continue;
-            };
+            let Some(title) = collaboration.title.as_deref() else { continue };
             for member in collaboration.members.iter().filter_map(|m| self.position(m)) {
                 let text = cut.entry(member).or_insert_with(|| texts[member as usize].clone());
-                *text = text.replace(title, " ");
+                for part in title.split(". ").filter(|part| part.len() > 3) {
+                    *text = text.replace(part, " ");
+                }
             }
         }
         let mut embeddings = self.embeddings.clone();
         let changed: Vec<(u32, String)> = cut.into_iter().collect();
         let vectors: Vec<Array1<f32>> = changed.par_iter().map(|(_, text)| self.text.embed(text)).collect();
+        let mut assignment = self.clusters.assignment.clone();
         for ((firm, _), vector) in changed.iter().zip(vectors) {
+            assignment[*firm as usize] = self.clusters.nearest(vector.view(), 1)[0];
             embeddings.row_mut(*firm as usize).assign(&vector);
         }
-        let view = View { embeddings: &embeddings, graph: &graph };
+        let view = View { embeddings: &embeddings, graph: &graph, hidden: Some(&hidden), assignment: &assignment };
         held_out
             .par_iter()
             .enumerate()
@@ -570,6 +632,34 @@ impl FittedModel {
                 positives.into_iter().chain(negatives)
             })
             .collect()
+    }
+
+    /// Sums, per firm, the similarity of the query to the past collaborations it was
+    /// in, over the most similar collaborations only.
+    fn similar_projects(&self, view: &View, query: Option<&Array1<f32>>) -> HashMap<u32, f32> {
+        const TOP: usize = 30;
+        let mut out = HashMap::new();
+        let Some(query) = query else { return out };
+        if self.projects.is_empty() {
+            return out;
+        }
+        let scores = self.project_embeddings.dot(query);
+        let mut order: Vec<u32> = (0..scores.len() as u32)
+            .filter(|p| scores[*p as usize] > 0.0 && view.hidden.is_none_or(|hidden| !hidden.contains(p)))
+            .collect();
+        let top = TOP.min(order.len());
+        if top == 0 {
+            return out;
+        }
+        order.select_nth_unstable_by(top - 1, |&a, &b| {
+            scores[b as usize].total_cmp(&scores[a as usize]).then(a.cmp(&b))
+        });
+        for &project in &order[..top] {
+            for &member in &self.projects[project as usize] {
+                *out.entry(member).or_default() += scores[project as usize];
+            }
+        }
+        out
     }
 
     pub fn embedding(&self, firm: u32) -> ArrayView1<'_, f32> {

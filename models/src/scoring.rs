@@ -35,9 +35,11 @@ pub enum Signal {
     Experience,
     /// Same latent cluster as the query.
     SameCluster,
+    /// Took part in past collaborations whose titles resemble the query.
+    SimilarProjects,
 }
 
-pub const SIGNALS: [Signal; 11] = [
+pub const SIGNALS: [Signal; 12] = [
     Signal::TextSimilarity,
     Signal::TextMatch,
     Signal::OfferNeed,
@@ -49,6 +51,7 @@ pub const SIGNALS: [Signal; 11] = [
     Signal::SameCountry,
     Signal::Experience,
     Signal::SameCluster,
+    Signal::SimilarProjects,
 ];
 
 pub const SIGNAL_COUNT: usize = SIGNALS.len();
@@ -69,6 +72,7 @@ impl Signal {
             Signal::SameCountry => "same_country",
             Signal::Experience => "experience",
             Signal::SameCluster => "same_cluster",
+            Signal::SimilarProjects => "similar_projects",
         }
     }
 }
