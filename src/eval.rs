@@ -18,6 +18,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::engine::{Engine, ShortlistRequest};
+use crate::networks::NetworkRequest;
 
 #[derive(Deserialize)]
 struct Org {
@@ -170,7 +171,7 @@ pub fn run(catalogue: &Path, queries_path: &Path, predictions_path: &Path, k: us
     let (engine, orgs) = load_catalogue(catalogue)?;
     let queries: Vec<QueryLine> = read_lines(queries_path)?;
     let started = std::time::Instant::now();
-    let predictions: Vec<Prediction> = queries
+    let predictions: Vec<(Prediction, Prediction)> = queries
         .par_iter()
         .map(|query| {
             let text = [&query.title, &query.topic, &query.topic_title, &query.objective]
@@ -181,7 +182,7 @@ pub fn run(catalogue: &Path, queries_path: &Path, predictions_path: &Path, k: us
                 .join(". ");
             let request = ShortlistRequest {
                 anchors: vec![query.anchor.clone()],
-                opportunity: Some(text),
+                opportunity: Some(text.clone()),
                 k,
                 ..Default::default()
             };
@@ -189,12 +190,37 @@ pub fn run(catalogue: &Path, queries_path: &Path, predictions_path: &Path, k: us
                 Ok(list) => list.partners.into_iter().map(|p| p.id).collect(),
                 Err(_) => Vec::new(),
             };
-            let network = std::iter::once(query.anchor.clone())
+            let top: Vec<String> = std::iter::once(query.anchor.clone())
                 .chain(ranked.iter().take(query.size.saturating_sub(1)).cloned())
                 .collect();
-            Prediction { id: query.id.clone(), ranked, network }
+            let request = NetworkRequest {
+                anchors: vec![query.anchor.clone()],
+                opportunity: Some(text),
+                min: query.size.max(2),
+                max: query.size.max(2),
+                kinds: Vec::new(),
+                min_sme: 0,
+                sectors: Vec::new(),
+                stages: Vec::new(),
+                countries: Vec::new(),
+                regions: Vec::new(),
+                max_per_country: None,
+                lock: Vec::new(),
+                exclude: Vec::new(),
+                alternatives: 0,
+                k_candidates: 100,
+            };
+            let network = match engine.network(&request) {
+                Ok(response) => response.network.members.into_iter().map(|m| m.partner.id).collect(),
+                Err(_) => top.clone(),
+            };
+            (
+                Prediction { id: query.id.clone(), ranked: ranked.clone(), network },
+                Prediction { id: query.id.clone(), ranked, network: top },
+            )
         })
         .collect();
+    let (predictions, shortlist_networks): (Vec<Prediction>, Vec<Prediction>) = predictions.into_iter().unzip();
     let elapsed = started.elapsed();
     let mut out = std::io::BufWriter::new(std::fs::File::create(predictions_path)?);
     for prediction in &predictions {
@@ -223,7 +249,10 @@ pub fn run(catalogue: &Path, queries_path: &Path, predictions_path: &Path, k: us
         debug_pool(&engine, &queries);
     }
     let baselines = Baselines::new(&orgs);
-    let mut rows = vec![("klynge".to_string(), evaluate(&queries, &predictions, &known))];
+    let mut rows = vec![
+        ("klynge".to_string(), evaluate(&queries, &predictions, &known)),
+        ("klynge, network = top size-1 of its shortlist".to_string(), evaluate(&queries, &shortlist_networks, &known)),
+    ];
     for (name, ranker) in [("popularity", 0usize), ("tfidf", 1)] {
         let predictions: Vec<Prediction> = queries
             .par_iter()
@@ -237,6 +266,26 @@ pub fn run(catalogue: &Path, queries_path: &Path, predictions_path: &Path, k: us
             .collect();
         rows.push((name.to_string(), evaluate(&queries, &predictions, &known)));
     }
+    let kind_of: HashMap<&str, &str> = orgs
+        .iter()
+        .filter_map(|o| Some((o.get("id")?.as_str()?, o.get("kind")?.as_str().unwrap_or("other"))))
+        .collect();
+    let distinct_kinds =
+        |network: &[String]| network.iter().filter_map(|id| kind_of.get(id.as_str())).collect::<HashSet<_>>().len();
+    let mean = |values: Vec<usize>| values.iter().sum::<usize>() as f64 / values.len().max(1) as f64;
+    println!(
+        "kinds per network: klynge {:.2}, top size-1 {:.2}, real consortia {:.2}",
+        mean(predictions.iter().map(|p| distinct_kinds(&p.network)).collect()),
+        mean(shortlist_networks.iter().map(|p| distinct_kinds(&p.network)).collect()),
+        mean(
+            queries
+                .iter()
+                .map(|q| distinct_kinds(
+                    &std::iter::once(q.anchor.clone()).chain(q.members.iter().cloned()).collect::<Vec<_>>()
+                ))
+                .collect()
+        ),
+    );
     println!("| system | Recall@10 | Recall@50 | nDCG@50 | network precision | catalogue coverage |");
     println!("|---|---|---|---|---|---|");
     for (name, (scores, coverage)) in rows {

@@ -11,6 +11,7 @@ pub mod engine;
 pub mod error;
 pub mod eval;
 pub mod ingest;
+pub mod networks;
 pub mod settings;
 pub mod store;
 pub mod telemetry;

@@ -427,7 +427,12 @@ impl FittedModel {
     /// Plain-language reasons for the strongest positive signals of a candidate.
     pub fn reasons(&self, query: &PreparedQuery, candidate: u32, scored: &Scored, features: &Features) -> Vec<Reason> {
         let meta = &self.meta[candidate as usize];
-        let mut order: Vec<usize> = (0..SIGNAL_COUNT).filter(|&s| scored.contributions[s] > 0.05).collect();
+        // A reason needs the signal to be present and to count in the candidate's
+        // favour; a below-average value of a negatively weighted signal does not
+        // make a reason a cluster manager could repeat.
+        let mut order: Vec<usize> = (0..SIGNAL_COUNT)
+            .filter(|&s| scored.contributions[s] > 0.05 && features[s] > 0.0 && self.weights.coefficients[s] > 0.0)
+            .collect();
         order.sort_by(|&a, &b| scored.contributions[b].total_cmp(&scored.contributions[a]));
         let mut reasons = Vec::new();
         for signal in order {
@@ -471,7 +476,7 @@ impl FittedModel {
                     let shared = query.partners_of_partners.get(&candidate).map_or(0, |(_, n)| *n);
                     format!("worked with {shared} of your past partners")
                 }
-                Signal::KindFit => format!("a {} is a typical partner for such a network", meta.kind.as_str()),
+                Signal::KindFit => format!("{} are typical partners here", kind_plural(meta.kind)),
                 Signal::SameRegion => {
                     format!("same NUTS-2 region ({})", meta.region2().unwrap_or("-"))
                 }
@@ -767,4 +772,14 @@ fn kind_statistics(meta: &[FirmMeta], memberships: &[Vec<u32>]) -> ([[f32; 5]; 5
         std::array::from_fn(|b| ((pair[a][b] / row) / prior[b]).ln() as f32)
     });
     (lift, std::array::from_fn(|k| prior[k].ln() as f32))
+}
+
+pub fn kind_plural(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Company => "companies",
+        Kind::University => "universities",
+        Kind::Research => "research organisations",
+        Kind::Public => "public bodies",
+        Kind::Other => "organisations of this kind",
+    }
 }

@@ -161,6 +161,24 @@ impl ValueChain {
     }
 }
 
+/// Every stage [`stage`] can return.
+pub const STAGES: [&str; 14] = [
+    "research & development",
+    "education & research",
+    "primary production",
+    "manufacturing",
+    "energy & utilities",
+    "construction",
+    "trade & distribution",
+    "transport & logistics",
+    "information & communication",
+    "finance & property",
+    "business services",
+    "public administration",
+    "health & care",
+    "consumer services",
+];
+
 /// The value-chain stage a sector belongs to, used to describe a network member's
 /// role and to reward networks that span several stages.
 pub fn stage(code: &str) -> &'static str {

@@ -7,7 +7,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::api::{collaborations, firms, health};
+use crate::api::{collaborations, firms, health, networks, recommend};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -15,6 +15,8 @@ use crate::api::{collaborations, firms, health};
     paths(
         firms::bulk_upsert, firms::put, firms::get, firms::delete, firms::search,
         collaborations::create, collaborations::get,
+        recommend::partners, recommend::shortlist, recommend::train, recommend::model,
+        networks::create,
         health::live, health::ready, health::metrics,
     ),
     modifiers(&BearerAuth),

@@ -21,6 +21,7 @@ pub mod collaborations;
 pub mod docs;
 pub mod firms;
 pub mod health;
+pub mod networks;
 pub mod recommend;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -42,6 +43,11 @@ pub fn routes(config: &mut web::ServiceConfig) {
                         .route(web::put().to(firms::put))
                         .route(web::delete().to(firms::delete)),
                 )
+                .service(web::resource("/firms/{id}/partners").route(web::get().to(recommend::partners)))
+                .service(web::resource("/shortlists").route(web::post().to(recommend::shortlist)))
+                .service(web::resource("/networks").route(web::post().to(networks::create)))
+                .service(web::resource("/admin/train").route(web::post().to(recommend::train)))
+                .service(web::resource("/admin/model").route(web::get().to(recommend::model)))
                 .service(web::resource("/collaborations").route(web::post().to(collaborations::create)))
                 .service(web::resource("/collaborations/{id}").route(web::get().to(collaborations::get))),
         )
@@ -123,7 +129,11 @@ async fn authorise(
 ) -> Result<ServiceResponse<actix_web::body::EitherBody<impl MessageBody>>, actix_web::Error> {
     let state = request.app_data::<web::Data<AppState>>().expect("state is registered").clone();
     let auth = &state.settings.auth;
-    let is_read = matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    // Administration (training, refresh, model internals) always needs a write key.
+    let is_admin = request.path().starts_with("/v1/admin");
+    // Shortlists and networks are queries sent as POST bodies: they read, not write.
+    let is_query = *request.method() == Method::POST && matches!(request.path(), "/v1/shortlists" | "/v1/networks");
+    let is_read = !is_admin && (is_query || matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS));
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)

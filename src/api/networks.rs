@@ -1,0 +1,300 @@
+//! `POST /v1/networks`: a whole network of at least five partners around anchors
+//! and/or an opportunity, with alternatives, as JSON or — for cluster managers'
+//! spreadsheets — CSV (`Accept: text/csv`). Cached like shortlists.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use klynge_models::{Kind, valuechain};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::api::firms::{checked_id, parse_country, parse_region, parse_sector, request_digest};
+use crate::api::recommend::{engine_error, parse_json_body};
+use crate::api::{X_CACHE, blocking};
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::networks::{NetworkError, NetworkRequest};
+
+/// Smallest network a cluster programme funds.
+const MIN_NETWORK: usize = 5;
+const MAX_NETWORK: usize = 50;
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkBody {
+    /// Firms that must be in the network.
+    #[serde(default)]
+    anchor: Vec<String>,
+    /// The business opportunity in words.
+    opportunity: Option<String>,
+    size: Option<SizeRange>,
+    require: Option<Requirements>,
+    /// Allowed countries (ISO alpha-2); empty = any.
+    #[serde(default)]
+    countries: Vec<String>,
+    /// Allowed NUTS regions or prefixes; empty = any.
+    #[serde(default)]
+    regions: Vec<String>,
+    max_per_country: Option<usize>,
+    /// Firms that must stay in the network.
+    #[serde(default)]
+    lock: Vec<String>,
+    /// Firms never proposed.
+    #[serde(default)]
+    exclude: Vec<String>,
+    /// How many other networks to return (default 3, at most 10).
+    alternatives: Option<usize>,
+    /// Candidates considered for the set selection (default 100, 20..=500).
+    k_candidates: Option<usize>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SizeRange {
+    min: Option<usize>,
+    max: Option<usize>,
+}
+
+#[derive(Debug, Deserialize, Default, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Requirements {
+    /// Minimum members per kind: company, university, research, public, other, or
+    /// `academic` (university or research).
+    #[serde(default)]
+    kinds: BTreeMap<String, usize>,
+    /// Minimum SMEs.
+    sme: Option<usize>,
+    /// Sector codes or prefixes each covered by a member.
+    #[serde(default)]
+    sectors: Vec<String>,
+    /// Value-chain stages each covered by a member.
+    #[serde(default)]
+    stages: Vec<String>,
+}
+
+#[utoipa::path(post, path = "/v1/networks", tag = "recommendations", request_body = NetworkBody,
+    responses((status = 200, description = "the best network and alternatives, as JSON or CSV (Accept: text/csv)"),
+        (status = 400), (status = 422, description = "invalid or unsatisfiable constraints, with the reason")))]
+pub async fn create(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let wants_csv = request
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/csv"));
+    let body: NetworkBody = parse_json_body(&state, &request, payload).await?;
+    let network_request = validate(body)?;
+    let engine = state.engine.clone();
+    let normalised = serde_json::to_string(&network_request).expect("serialisable");
+    let key = state.cache.key(engine.cache_generation(), "network", &request_digest(&normalised));
+    let (json_body, outcome): (Arc<[u8]>, &'static str) = match state.cache.get(&key).await {
+        Some(body) => (body, "hit"),
+        None => {
+            let body = blocking(move || {
+                let response = engine.network(&network_request).map_err(|error| match error {
+                    NetworkError::Engine(error) => engine_error(error),
+                    NetworkError::Unsatisfiable(reason) => {
+                        ApiError::invalid("require", reason.clone()).with_details(json!({ "reason": reason }))
+                    }
+                })?;
+                Ok(serde_json::to_vec(&response).expect("serialisable"))
+            })
+            .await?;
+            let body: Arc<[u8]> = body.into();
+            state.cache.set(key, body.clone()).await;
+            (body, "miss")
+        }
+    };
+    if wants_csv {
+        let response: serde_json::Value = serde_json::from_slice(&json_body).map_err(ApiError::internal)?;
+        return Ok(HttpResponse::Ok()
+            .content_type("text/csv; charset=utf-8")
+            .insert_header((X_CACHE, outcome))
+            .insert_header((header::CONTENT_DISPOSITION, "attachment; filename=\"network.csv\""))
+            .body(to_csv(&response)));
+    }
+    Ok(HttpResponse::Ok().content_type("application/json").insert_header((X_CACHE, outcome)).body(json_body.to_vec()))
+}
+
+fn validate(body: NetworkBody) -> Result<NetworkRequest, ApiError> {
+    let opportunity = body.opportunity.map(|t| t.trim().to_string()).filter(|t| !t.is_empty());
+    if body.anchor.is_empty() && opportunity.is_none() {
+        return Err(ApiError::invalid("opportunity", "give an opportunity text, anchor firms, or both"));
+    }
+    if opportunity.as_ref().is_some_and(|t| t.chars().count() > 5000) {
+        return Err(ApiError::invalid("opportunity", "opportunity must be at most 5000 characters"));
+    }
+    let size = body.size.unwrap_or(SizeRange { min: None, max: None });
+    let min = size.min.unwrap_or(MIN_NETWORK);
+    let max = size.max.unwrap_or(min.max(8));
+    if min < MIN_NETWORK {
+        return Err(ApiError::invalid("size.min", format!("a network has at least {MIN_NETWORK} partners")));
+    }
+    if max > MAX_NETWORK {
+        return Err(ApiError::invalid("size.max", format!("size.max must be at most {MAX_NETWORK}")));
+    }
+    if min > max {
+        return Err(ApiError::invalid("size", format!("size.min ({min}) is larger than size.max ({max})")));
+    }
+    let ids = |field: &str, ids: Vec<String>| -> Result<Vec<String>, ApiError> {
+        if ids.len() > 1000 {
+            return Err(ApiError::invalid(field, "at most 1000 ids"));
+        }
+        let mut unique: Vec<String> = Vec::new();
+        for id in ids {
+            let id = checked_id(&id).map_err(|e| e.with_field(field))?;
+            if !unique.contains(&id) {
+                unique.push(id);
+            }
+        }
+        Ok(unique)
+    };
+    let anchors = ids("anchor", body.anchor)?;
+    let lock = ids("lock", body.lock)?;
+    let exclude = ids("exclude", body.exclude)?;
+    let contradictions: Vec<&String> = exclude.iter().filter(|id| lock.contains(id) || anchors.contains(id)).collect();
+    if !contradictions.is_empty() {
+        return Err(ApiError::invalid("exclude", "ids are both required (anchor/lock) and excluded")
+            .with_details(json!({ "ids": contradictions })));
+    }
+    let require = body.require.unwrap_or_default();
+    let mut kinds = Vec::new();
+    for (name, need) in require.kinds {
+        let accepted = match name.as_str() {
+            "academic" => vec![Kind::University, Kind::Research],
+            other => vec![Kind::parse(other).ok_or_else(|| {
+                ApiError::invalid(
+                    format!("require.kinds.{other}"),
+                    "kinds are company, university, research, public, other or academic",
+                )
+            })?],
+        };
+        if need > max {
+            return Err(ApiError::invalid(
+                format!("require.kinds.{name}"),
+                format!("{need} {name} cannot fit in at most {max} partners"),
+            ));
+        }
+        if need > 0 {
+            kinds.push((accepted, need));
+        }
+    }
+    let min_sme = require.sme.unwrap_or(0);
+    if min_sme > max {
+        return Err(ApiError::invalid("require.sme", format!("{min_sme} SMEs cannot fit in at most {max} partners")));
+    }
+    let sectors = require
+        .sectors
+        .iter()
+        .map(|s| parse_sector(s).map_err(|e| e.with_field("require.sectors")))
+        .collect::<Result<Vec<_>, _>>()?;
+    for stage in &require.stages {
+        if !valuechain::STAGES.contains(&stage.as_str()) {
+            return Err(ApiError::invalid(
+                "require.stages",
+                format!("unknown stage `{stage}`; stages are: {}", valuechain::STAGES.join(", ")),
+            ));
+        }
+    }
+    let countries = body
+        .countries
+        .iter()
+        .map(|c| parse_country(c).map_err(|e| e.with_field("countries")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let regions = body
+        .regions
+        .iter()
+        .map(|r| parse_region(r).map_err(|e| e.with_field("regions")))
+        .collect::<Result<Vec<_>, _>>()?;
+    if body.max_per_country == Some(0) {
+        return Err(ApiError::invalid("max_per_country", "max_per_country must be at least 1"));
+    }
+    if let Some(limit) = body.max_per_country
+        && !countries.is_empty()
+        && limit * countries.len() < min
+    {
+        return Err(ApiError::invalid(
+            "max_per_country",
+            format!("{} countries × {limit} per country cannot hold {min} partners", countries.len()),
+        ));
+    }
+    let alternatives = body.alternatives.unwrap_or(3);
+    if alternatives > 10 {
+        return Err(ApiError::invalid("alternatives", "alternatives must be at most 10"));
+    }
+    let k_candidates = body.k_candidates.unwrap_or(100);
+    if !(20..=500).contains(&k_candidates) {
+        return Err(ApiError::invalid("k_candidates", "k_candidates must be from 20 to 500"));
+    }
+    Ok(NetworkRequest {
+        anchors,
+        opportunity,
+        min,
+        max,
+        kinds,
+        min_sme,
+        sectors,
+        stages: require.stages,
+        countries,
+        regions,
+        max_per_country: body.max_per_country,
+        lock,
+        exclude,
+        alternatives,
+        k_candidates,
+    })
+}
+
+/// One row per member of every network, with the network's rank first so a
+/// spreadsheet can filter by it. Works on the JSON form, so a cached answer
+/// converts without recomputing.
+fn to_csv(response: &serde_json::Value) -> String {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    writer
+        .write_record([
+            "network",
+            "network_score",
+            "status",
+            "id",
+            "name",
+            "kind",
+            "country",
+            "role",
+            "score",
+            "reasons",
+        ])
+        .expect("in-memory write");
+    let networks =
+        std::iter::once(&response["network"]).chain(response["alternatives"].as_array().into_iter().flatten());
+    let text = |value: &serde_json::Value| match value {
+        serde_json::Value::String(text) => text.clone(),
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    };
+    for (rank, network) in networks.enumerate() {
+        for member in network["members"].as_array().into_iter().flatten() {
+            let reasons: Vec<String> =
+                member["reasons"].as_array().into_iter().flatten().map(|r| text(&r["text"])).collect();
+            let record = [
+                rank.to_string(),
+                text(&network["score"]),
+                text(&member["status"]),
+                text(&member["id"]),
+                text(&member["name"]),
+                text(&member["kind"]),
+                text(&member["country"]),
+                text(&member["role"]),
+                text(&member["score"]),
+                reasons.join("; "),
+            ];
+            writer.write_record(&record).expect("in-memory write");
+        }
+    }
+    String::from_utf8(writer.into_inner().expect("in-memory flush")).expect("CSV of UTF-8 fields")
+}
