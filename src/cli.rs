@@ -55,8 +55,30 @@ enum Command {
         #[command(flatten)]
         data: DataDir,
         /// Files to load; the format comes from the extension.
-        #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// NDJSON files of collaborations (`{"id", "title"?, "members"}`), loaded after the profiles.
+        #[arg(long, value_name = "FILE")]
+        collaborations: Vec<PathBuf>,
+    },
+    /// Fit the models on the data directory's catalogue (the service does this by
+    /// itself after ingests; use this for an offline refit).
+    Train {
+        #[command(flatten)]
+        data: DataDir,
+    },
+    /// Build a synthetic catalogue of N profiles by resampling the real companies of
+    /// a FinanceDatabase extract (shared/data/firms/firms.jsonl.gz), with ties.
+    Gen {
+        /// The source extract (.jsonl or .jsonl.gz).
+        #[arg(long)]
+        source: PathBuf,
+        #[arg(long)]
+        count: usize,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Directory to write firms.ndjson and collaborations.ndjson into.
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Measure recommendation quality on a consortium benchmark (CORDIS format).
     Eval {
@@ -125,10 +147,57 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 Ok(())
             })
         }
-        Command::Ingest { data, files } => {
+        Command::Ingest { data, files, collaborations } => {
+            anyhow::ensure!(
+                !files.is_empty() || !collaborations.is_empty(),
+                "give profile files and/or --collaborations files"
+            );
             let settings = load_settings(cli.config, vec![data_override(&data)])?;
             crate::telemetry::init_logging(&settings.log);
-            ingest_files(&settings, &files)
+            ingest_files(&settings, &files, &collaborations)
+        }
+        Command::Train { data } => {
+            let settings = load_settings(cli.config, vec![data_override(&data)])?;
+            crate::telemetry::init_logging(&settings.log);
+            let index = FirmIndex::open(&settings.data.dir.join("index"))?;
+            let store = crate::store::ModelStore::new(crate::engine::model_dir(&settings.data.dir));
+            let engine = Engine::new(std::sync::Arc::new(index), Some(store), Default::default());
+            let started = std::time::Instant::now();
+            match engine.fit()? {
+                Some(model) => println!(
+                    "model generation {} fitted on {} firms in {:.1} s (weights learnt: {})",
+                    model.generation,
+                    model.len(),
+                    started.elapsed().as_secs_f64(),
+                    model.weights_learnt
+                ),
+                None => println!("the catalogue is empty; nothing to fit"),
+            }
+            Ok(())
+        }
+        Command::Gen { source, count, seed, out } => {
+            anyhow::ensure!(count > 0, "--count must be positive");
+            let started = std::time::Instant::now();
+            let profiles = crate::synthetic::source_profiles(&source)?;
+            anyhow::ensure!(!profiles.is_empty(), "{} holds no companies", source.display());
+            let (firms, collaborations) = crate::synthetic::generate(&profiles, count, seed);
+            std::fs::create_dir_all(&out)?;
+            for (name, records) in [("firms.ndjson", &firms), ("collaborations.ndjson", &collaborations)] {
+                let mut writer = std::io::BufWriter::new(std::fs::File::create(out.join(name))?);
+                for record in records {
+                    serde_json::to_writer(&mut writer, record)?;
+                    std::io::Write::write_all(&mut writer, b"\n")?;
+                }
+                std::io::Write::flush(&mut writer)?;
+            }
+            println!(
+                "{} firms and {} collaborations written to {} in {:.1} s",
+                firms.len(),
+                collaborations.len(),
+                out.display(),
+                started.elapsed().as_secs_f64()
+            );
+            Ok(())
         }
         Command::Eval { catalogue, queries, predictions, k } => {
             anyhow::ensure!((1..=200).contains(&k), "--k must be from 1 to 200");
@@ -172,7 +241,7 @@ pub fn read_input(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
 
 /// The CLI ingest keeps the valid records and reports the rest by line, unlike the
 /// all-or-nothing API: a nightly import of 40k rows should not fail on one typo.
-fn ingest_files(settings: &Settings, files: &[PathBuf]) -> anyhow::Result<()> {
+fn ingest_files(settings: &Settings, files: &[PathBuf], collaboration_files: &[PathBuf]) -> anyhow::Result<()> {
     let index = FirmIndex::open(&settings.data.dir.join("index"))?;
     let engine = Engine::new(std::sync::Arc::new(index), None, Default::default());
     let (mut accepted_total, mut rejected_total) = (0usize, 0usize);
@@ -205,6 +274,29 @@ fn ingest_files(settings: &Settings, files: &[PathBuf]) -> anyhow::Result<()> {
         }
         progress.finish();
     }
-    println!("accepted {accepted_total}, rejected {rejected_total}; index generation {}", engine.index().generation());
+    let mut collaborations_total = 0usize;
+    for path in collaboration_files {
+        let text = String::from_utf8(read_input(path)?)?;
+        let mut batch = Vec::new();
+        for (number, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+            let value: serde_json::Value = serde_json::from_str(line)
+                .map_err(|error| anyhow::anyhow!("{}:{}: {error}", path.display(), number + 1))?;
+            match klynge_models::validate_collaboration(&value) {
+                Ok(collaboration) => batch.push(collaboration),
+                Err(errors) => {
+                    rejected_total += 1;
+                    eprintln!("{}:{}: rejected: {errors:?}", path.display(), number + 1);
+                }
+            }
+        }
+        collaborations_total += batch.len();
+        for chunk in batch.chunks(10_000) {
+            engine.upsert_collaborations(chunk)?;
+        }
+    }
+    println!(
+        "accepted {accepted_total} profiles and {collaborations_total} collaborations, rejected {rejected_total}; index generation {}",
+        engine.index().generation()
+    );
     Ok(())
 }

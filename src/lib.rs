@@ -14,4 +14,5 @@ pub mod ingest;
 pub mod networks;
 pub mod settings;
 pub mod store;
+pub mod synthetic;
 pub mod telemetry;
