@@ -16,6 +16,7 @@ use crate::api;
 use crate::cache::Cache;
 use crate::engine::Engine;
 use crate::error::ApiError;
+use crate::jobs::Jobs;
 use crate::settings::Settings;
 use crate::store::ModelStore;
 use klynge_models::model::ModelParams;
@@ -25,6 +26,7 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub engine: Arc<Engine>,
     pub cache: Cache,
+    pub jobs: Arc<Jobs>,
     changes: Arc<Notify>,
 }
 
@@ -63,6 +65,18 @@ impl Application {
         let index = FirmIndex::open(&settings.data.dir.join("index"))?;
         let store = ModelStore::new(crate::engine::model_dir(&settings.data.dir));
         let engine = Arc::new(Engine::new(Arc::new(index), Some(store), ModelParams::default()));
+        if let Some(model) = engine.model() {
+            let (engine, dir, k) =
+                (engine.clone(), crate::refresh::refresh_dir(&settings.data.dir), settings.refresh.k);
+            match tokio::task::spawn_blocking(move || crate::refresh::load_current(&dir, &model, k)).await? {
+                Ok(Some(precomputed)) => {
+                    tracing::info!(generation = precomputed.generation, "serving the last refresh's partners");
+                    engine.install(engine.model().expect("loaded"), Some(Arc::new(precomputed)));
+                }
+                Ok(None) => {}
+                Err(error) => tracing::warn!(%error, "cannot load the last refresh's results; they will be recomputed"),
+            }
+        }
         if settings.server.demo {
             let engine = engine.clone();
             let loaded = tokio::task::spawn_blocking(move || crate::demo::load_if_empty(&engine)).await??;
@@ -85,7 +99,11 @@ impl Application {
         if !engine.model_is_current() {
             changes.notify_one();
         }
-        let state = web::Data::new(AppState { settings: settings.clone(), engine, cache, changes });
+        let jobs = Arc::new(Jobs::default());
+        if let Some(pattern) = &settings.refresh.schedule {
+            crate::jobs::spawn_scheduler(jobs.clone(), engine.clone(), settings.clone(), pattern);
+        }
+        let state = web::Data::new(AppState { settings: settings.clone(), engine, cache, jobs, changes });
         let workers = match settings.server.workers {
             0 => std::thread::available_parallelism().map(usize::from).unwrap_or(2),
             n => n,

@@ -66,6 +66,23 @@ enum Command {
         #[command(flatten)]
         data: DataDir,
     },
+    /// Recompute every firm's top-k partners (refitting the model first when profiles
+    /// changed) and switch the service's precomputed results to them. Resumable: a
+    /// rerun after a kill continues from its last checkpoint. The service must not be
+    /// running on the data directory (use `POST /v1/admin/refresh` then).
+    Refresh {
+        #[command(flatten)]
+        data: DataDir,
+        /// Also publish the results to this Redis (default: `cache.redis_url`).
+        #[arg(long, value_name = "URL")]
+        redis: Option<String>,
+        /// Partners per firm (default: `refresh.k`).
+        #[arg(long)]
+        k: Option<usize>,
+        /// Also write the results as JSON Lines to this file.
+        #[arg(long, value_name = "FILE.jsonl")]
+        export: Option<PathBuf>,
+    },
     /// Build a synthetic catalogue of N profiles by resampling the real companies of
     /// a FinanceDatabase extract (shared/data/firms/firms.jsonl.gz), with ties.
     Gen {
@@ -78,6 +95,20 @@ enum Command {
         seed: u64,
         /// Directory to write firms.ndjson and collaborations.ndjson into.
         #[arg(long)]
+        out: PathBuf,
+    },
+    /// Rebuild the shipped demo catalogue (data/demo) from the shared data sets.
+    #[command(hide = true)]
+    DemoCatalogue {
+        /// Directory with the CORDIS orgs.jsonl and collaborations.jsonl.
+        #[arg(long)]
+        consortia: PathBuf,
+        /// The FinanceDatabase extract (firms.jsonl.gz).
+        #[arg(long)]
+        firms: PathBuf,
+        #[arg(long, default_value_t = 2500)]
+        companies: usize,
+        #[arg(long, default_value = "data/demo")]
         out: PathBuf,
     },
     /// Measure recommendation quality on a consortium benchmark (CORDIS format).
@@ -175,6 +206,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Refresh { data, redis, k, export } => {
+            let settings = load_settings(
+                cli.config,
+                vec![data_override(&data), ("cache.redis_url", redis), ("refresh.k", k.map(|k| k.to_string()))],
+            )?;
+            crate::telemetry::init_logging(&settings.log);
+            refresh(&settings, export)
+        }
         Command::Gen { source, count, seed, out } => {
             anyhow::ensure!(count > 0, "--count must be positive");
             let started = std::time::Instant::now();
@@ -197,6 +236,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 out.display(),
                 started.elapsed().as_secs_f64()
             );
+            Ok(())
+        }
+        Command::DemoCatalogue { consortia, firms, companies, out } => {
+            let (profiles, collaborations) = crate::demo::build(&consortia, &firms, companies, &out)?;
+            println!("{profiles} profiles and {collaborations} collaborations written to {}", out.display());
             Ok(())
         }
         Command::Eval { catalogue, queries, predictions, k } => {
@@ -226,6 +270,48 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn refresh(settings: &Settings, export: Option<PathBuf>) -> anyhow::Result<()> {
+    let index = FirmIndex::open(&settings.data.dir.join("index"))?;
+    let store = crate::store::ModelStore::new(crate::engine::model_dir(&settings.data.dir));
+    let engine = Engine::new(std::sync::Arc::new(index), Some(store), Default::default());
+    let options = crate::refresh::RefreshOptions {
+        k: settings.refresh.k,
+        redis_url: settings.cache.redis_url.as_ref().map(|url| url.expose().to_string()),
+        key_prefix: settings.cache.key_prefix.clone(),
+        export,
+    };
+    let progress = std::sync::Arc::new(crate::refresh::Progress::default());
+    let bar = ProgressBar::new(0).with_style(
+        ProgressStyle::with_template("refresh [{bar:30}] {pos}/{len} firms {per_sec} eta {eta}")
+            .expect("static template")
+            .progress_chars("=> "),
+    );
+    let watcher = {
+        let (progress, bar) = (progress.clone(), bar.clone());
+        std::thread::spawn(move || {
+            while !bar.is_finished() {
+                bar.set_length(progress.total.load(std::sync::atomic::Ordering::Relaxed));
+                bar.set_position(progress.done.load(std::sync::atomic::Ordering::Relaxed));
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+        })
+    };
+    let result = crate::refresh::run(&engine, &crate::refresh::refresh_dir(&settings.data.dir), &options, &progress);
+    bar.finish_and_clear();
+    let _ = watcher.join();
+    let outcome = result?;
+    println!(
+        "refresh of generation {}: {} firms ({} resumed from a checkpoint{}) in {:.1} s{}",
+        outcome.generation,
+        outcome.firms,
+        outcome.resumed,
+        if outcome.already_fresh { ", results were already current" } else { "" },
+        outcome.seconds,
+        options.export.as_ref().map(|p| format!("; exported to {}", p.display())).unwrap_or_default()
+    );
+    Ok(())
 }
 
 /// Reads a file, un-gzipping `.gz`.

@@ -16,6 +16,7 @@ use klynge_models::{Collaboration, Kind, SizeClass};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::refresh::Precomputed;
 use crate::store::ModelStore;
 
 /// Candidates each retriever contributes before scoring.
@@ -23,11 +24,20 @@ const PER_SOURCE: usize = 150;
 
 pub struct Engine {
     index: Arc<FirmIndex>,
-    model: RwLock<Option<Arc<FittedModel>>>,
+    serving: RwLock<Serving>,
     store: Option<ModelStore>,
     params: ModelParams,
-    /// One fit at a time; serving goes on from the current model meanwhile.
-    fitting: Mutex<()>,
+    /// One fit at a time; serving goes on from the current model meanwhile. Holds
+    /// the last model fitted, which may not be serving yet.
+    fitting: Mutex<Option<Arc<FittedModel>>>,
+}
+
+/// The model and the batch results computed with it, swapped together so that a
+/// reader never pairs a model with another model's precomputed partners.
+#[derive(Default, Clone)]
+pub struct Serving {
+    pub model: Option<Arc<FittedModel>>,
+    pub precomputed: Option<Arc<Precomputed>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +65,19 @@ pub struct Filters {
     pub sme: Option<bool>,
     pub exclude: Vec<String>,
     pub min_score: f32,
+}
+
+impl Filters {
+    pub fn is_empty(&self) -> bool {
+        self.kind.is_none()
+            && self.country.is_none()
+            && self.region.is_none()
+            && self.sector.is_none()
+            && self.size.is_none()
+            && self.sme.is_none()
+            && self.exclude.is_empty()
+            && self.min_score <= 0.0
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -108,7 +131,8 @@ impl Engine {
                 None
             }
         });
-        Engine { index, model: RwLock::new(loaded), store, params, fitting: Mutex::new(()) }
+        let serving = Serving { model: loaded, precomputed: None };
+        Engine { index, serving: RwLock::new(serving), store, params, fitting: Mutex::new(None) }
     }
 
     pub fn index(&self) -> &FirmIndex {
@@ -128,7 +152,52 @@ impl Engine {
     }
 
     pub fn model(&self) -> Option<Arc<FittedModel>> {
-        self.model.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.serving().model
+    }
+
+    /// The model and its batch results as one consistent snapshot.
+    pub fn serving(&self) -> Serving {
+        self.serving.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Switches serving to `model` and the partners precomputed with it, at once;
+    /// a model older than the serving one (a slow concurrent fit) is ignored.
+    pub fn install(&self, model: Arc<FittedModel>, precomputed: Option<Arc<Precomputed>>) {
+        let mut serving = self.serving.write().unwrap_or_else(|p| p.into_inner());
+        if serving.model.as_ref().is_none_or(|current| current.generation <= model.generation) {
+            *serving = Serving { model: Some(model), precomputed };
+        }
+    }
+
+    /// Whether the last batch refresh's results match the index and model serving now.
+    pub fn precomputed_is_fresh(&self) -> bool {
+        let Serving { model: Some(model), precomputed: Some(precomputed) } = self.serving() else {
+            return false;
+        };
+        precomputed.generation == model.generation && model.generation == self.index.generation()
+    }
+
+    /// `id`'s partners from the last batch refresh, when it ran on the index and
+    /// model serving now and the request is one it answered (no filters, `k` up to
+    /// the refresh's). The same ranking a live shortlist computes, without the
+    /// retrieval and scoring of hundreds of candidates.
+    pub fn precomputed_shortlist(&self, id: &str, request: &ShortlistRequest) -> Option<Shortlist> {
+        let Serving { model: Some(model), precomputed: Some(precomputed) } = self.serving() else {
+            return None;
+        };
+        let fresh = precomputed.generation == model.generation && model.generation == self.index.generation();
+        if !fresh || request.k > precomputed.k || !request.filters.is_empty() || request.opportunity.is_some() {
+            return None;
+        }
+        let position = model.position(id)?;
+        let (candidates_scored, list) = precomputed.partners(position)?;
+        let query = model.prepare(&Query { anchors: vec![position], text: None });
+        Some(Shortlist {
+            generation: model.generation,
+            model_generation: model.generation,
+            candidates_scored,
+            partners: list.iter().take(request.k).map(|&(c, _)| self.partner(&model, &query, c)).collect(),
+        })
     }
 
     /// The generation recommendations are keyed on: index and model together, so
@@ -146,9 +215,23 @@ impl Engine {
     /// Fits a model on the catalogue as it is now and swaps it in; readers keep
     /// the previous model until the swap. Returns `None` for an empty catalogue.
     pub fn fit(&self) -> Result<Option<Arc<FittedModel>>, EngineError> {
-        let _one_at_a_time = self.fitting.lock().unwrap_or_else(|p| p.into_inner());
+        let model = self.fit_detached()?;
+        if let Some(model) = &model
+            && self.model().is_none_or(|current| !Arc::ptr_eq(&current, model))
+        {
+            let precomputed = self.serving().precomputed;
+            self.install(model.clone(), precomputed);
+        }
+        Ok(model)
+    }
+
+    /// Fits (and persists) a model on the catalogue as it is now without serving
+    /// it yet: the batch refresh computes every firm's partners with it first and
+    /// then switches both in at once. Returns the serving model when it is current.
+    pub fn fit_detached(&self) -> Result<Option<Arc<FittedModel>>, EngineError> {
+        let mut last_fitted = self.fitting.lock().unwrap_or_else(|p| p.into_inner());
         let generation = self.index.generation();
-        if let Some(model) = self.model().filter(|m| m.generation == generation) {
+        if let Some(model) = self.model().into_iter().chain(last_fitted.clone()).find(|m| m.generation == generation) {
             return Ok(Some(model));
         }
         let started = Instant::now();
@@ -163,7 +246,7 @@ impl Engine {
             store.save(&model).map_err(|error| EngineError::Model(error.to_string()))?;
         }
         let model = Arc::new(model);
-        *self.model.write().unwrap_or_else(|p| p.into_inner()) = Some(model.clone());
+        *last_fitted = Some(model.clone());
         metrics::histogram!("klynge_model_fit_seconds").record(started.elapsed().as_secs_f64());
         tracing::info!(
             generation,
@@ -212,6 +295,17 @@ impl Engine {
     /// Ranked partners for anchors and/or an opportunity text.
     pub fn shortlist(&self, request: &ShortlistRequest) -> Result<Shortlist, EngineError> {
         let model = self.model().ok_or(EngineError::NoModel)?;
+        self.shortlist_with(&model, request)
+    }
+
+    /// [`Engine::shortlist`] with a given model (the batch refresh uses one that is
+    /// not serving yet).
+    pub fn shortlist_with(
+        &self,
+        model: &Arc<FittedModel>,
+        request: &ShortlistRequest,
+    ) -> Result<Shortlist, EngineError> {
+        let model = model.clone();
         let anchors = match self.positions(&model, &request.anchors) {
             Err(EngineError::UnknownFirms(ids)) => {
                 // Known to the index but not to the model: added since the last fit.

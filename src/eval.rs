@@ -69,7 +69,7 @@ struct Scores {
     network_precision: f64,
 }
 
-fn read_lines<T: for<'de> Deserialize<'de>>(path: &Path) -> anyhow::Result<Vec<T>> {
+pub fn read_lines<T: for<'de> Deserialize<'de>>(path: &Path) -> anyhow::Result<Vec<T>> {
     let file = std::fs::File::open(path).map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
     std::io::BufReader::new(file)
         .lines()
@@ -120,6 +120,22 @@ pub fn org_profile(org: &Value) -> Option<Value> {
     }
 }
 
+/// A CORDIS project as a klynge collaboration record; the call topic describes
+/// the project as much as its title does, so the title carries both.
+pub fn collaboration_record(project: &Value) -> Option<Value> {
+    let title: String =
+        [project.get("title")?.as_str()?, project.get("topic_title").and_then(Value::as_str).unwrap_or_default()]
+            .iter()
+            .filter(|part| !part.is_empty())
+            .copied()
+            .collect::<Vec<_>>()
+            .join(". ")
+            .chars()
+            .take(500)
+            .collect();
+    Some(json!({ "id": project.get("id")?, "title": title, "members": project.get("members")? }))
+}
+
 /// Loads a consortium catalogue directory into a fresh in-memory engine and fits it.
 pub fn load_catalogue(dir: &Path) -> anyhow::Result<(Engine, Vec<Value>)> {
     let orgs: Vec<Value> = read_lines(&dir.join("orgs.jsonl"))?;
@@ -135,21 +151,8 @@ pub fn load_catalogue(dir: &Path) -> anyhow::Result<(Engine, Vec<Value>)> {
         .collect();
     let collaborations: Vec<Collaboration> = read_lines::<Value>(&dir.join("collaborations.jsonl"))?
         .iter()
-        .filter_map(|c| {
-            // The call topic describes the project as much as its title does.
-            let title: String =
-                [c.get("title")?.as_str()?, c.get("topic_title").and_then(Value::as_str).unwrap_or_default()]
-                    .iter()
-                    .filter(|part| !part.is_empty())
-                    .copied()
-                    .collect::<Vec<_>>()
-                    .join(". ")
-                    .chars()
-                    .take(500)
-                    .collect();
-            let value = json!({ "id": c.get("id")?, "title": title, "members": c.get("members")? });
-            validate_collaboration(&value).ok()
-        })
+        .filter_map(collaboration_record)
+        .filter_map(|value| validate_collaboration(&value).ok())
         .collect();
     let index = FirmIndex::in_memory()?;
     index.upsert_firms(&firms)?;

@@ -106,6 +106,9 @@ pub struct ModelSettings {
 pub struct RefreshSettings {
     /// Partners computed per firm by the batch refresh.
     pub k: usize,
+    /// When the service runs the refresh itself: a cron pattern in UTC
+    /// (`minute hour day month weekday`, e.g. `0 2 * * *` for 02:00 nightly); unset = never.
+    pub schedule: Option<String>,
 }
 
 /// Where settings come from besides the defaults and the environment.
@@ -201,6 +204,11 @@ impl Settings {
         if !(1..=200).contains(&self.refresh.k) {
             return Err(SettingsError::new("refresh.k", "must be from 1 to 200"));
         }
+        if let Some(pattern) = &self.refresh.schedule
+            && let Err(error) = crate::jobs::parse_schedule(pattern)
+        {
+            return Err(SettingsError::new("refresh.schedule", error));
+        }
         Ok(())
     }
 }
@@ -281,6 +289,13 @@ mod tests {
         assert!(error.to_string().contains("server.port"), "{error}");
         let error = load(&[("KLYNGE__LOG__FORMAT", "xml")], &[]).unwrap_err();
         assert_eq!(error.setting, "log.format");
+    }
+
+    #[test]
+    fn refresh_schedule_is_a_cron_pattern() {
+        assert!(load(&[("KLYNGE__REFRESH__SCHEDULE", "0 2 * * *")], &[]).is_ok());
+        let error = load(&[("KLYNGE__REFRESH__SCHEDULE", "nightly")], &[]).unwrap_err();
+        assert_eq!(error.setting, "refresh.schedule");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::api::{collaborations, firms, health, networks, recommend};
+use crate::api::{collaborations, firms, health, jobs, networks, recommend};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -16,7 +16,7 @@ use crate::api::{collaborations, firms, health, networks, recommend};
         firms::bulk_upsert, firms::put, firms::get, firms::delete, firms::search,
         collaborations::create, collaborations::get,
         recommend::partners, recommend::shortlist, recommend::train, recommend::model,
-        networks::create,
+        networks::create, jobs::refresh, jobs::get,
         health::live, health::ready, health::metrics,
     ),
     modifiers(&BearerAuth),

@@ -21,6 +21,7 @@ pub mod collaborations;
 pub mod docs;
 pub mod firms;
 pub mod health;
+pub mod jobs;
 pub mod networks;
 pub mod recommend;
 
@@ -48,6 +49,8 @@ pub fn routes(config: &mut web::ServiceConfig) {
                 .service(web::resource("/networks").route(web::post().to(networks::create)))
                 .service(web::resource("/admin/train").route(web::post().to(recommend::train)))
                 .service(web::resource("/admin/model").route(web::get().to(recommend::model)))
+                .service(web::resource("/admin/refresh").route(web::post().to(jobs::refresh)))
+                .service(web::resource("/admin/jobs/{id}").route(web::get().to(jobs::get)))
                 .service(web::resource("/collaborations").route(web::post().to(collaborations::create)))
                 .service(web::resource("/collaborations/{id}").route(web::get().to(collaborations::get))),
         )

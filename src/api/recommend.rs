@@ -16,7 +16,7 @@ use crate::api::firms::{
 };
 use crate::api::{blocking, json_bytes, read_body};
 use crate::app::AppState;
-use crate::engine::{EngineError, Filters, ShortlistRequest};
+use crate::engine::{EngineError, Filters, Shortlist, ShortlistRequest};
 use crate::error::ApiError;
 
 const MAX_K: usize = 200;
@@ -131,6 +131,19 @@ async fn respond(
     firm: Option<String>,
 ) -> Result<HttpResponse, ApiError> {
     let engine = state.engine.clone();
+    if let Some(id) = firm.clone()
+        && engine.precomputed_is_fresh()
+    {
+        let (engine, request) = (engine.clone(), request.clone());
+        let precomputed = blocking(move || {
+            Ok(engine.precomputed_shortlist(&id, &request).map(|shortlist| shortlist_body(&shortlist, Some(id))))
+        })
+        .await?;
+        if let Some(body) = precomputed {
+            metrics::counter!("klynge_recommendations_total", "kind" => "precomputed").increment(1);
+            return Ok(json_bytes(body.into(), "precomputed"));
+        }
+    }
     let normalised = serde_json::to_string(&request).expect("serialisable");
     let key = state.cache.key(engine.cache_generation(), kind, &request_digest(&normalised));
     if let Some(body) = state.cache.get(&key).await {
@@ -143,17 +156,21 @@ async fn respond(
             return Err(ApiError::not_found(format!("no firm with id `{id}`")));
         }
         let shortlist = engine.shortlist(&request).map_err(engine_error)?;
-        let mut value = serde_json::to_value(&shortlist).expect("serialisable");
-        if let Some(id) = firm {
-            value["firm"] = Value::String(id);
-        }
-        Ok(serde_json::to_vec(&value).expect("serialisable"))
+        Ok(shortlist_body(&shortlist, firm))
     })
     .await?;
     let body: Arc<[u8]> = body.into();
     state.cache.set(key, body.clone()).await;
     metrics::counter!("klynge_recommendations_total", "kind" => kind).increment(1);
     Ok(json_bytes(body, "miss"))
+}
+
+fn shortlist_body(shortlist: &Shortlist, firm: Option<String>) -> Vec<u8> {
+    let mut value = serde_json::to_value(shortlist).expect("serialisable");
+    if let Some(id) = firm {
+        value["firm"] = Value::String(id);
+    }
+    serde_json::to_vec(&value).expect("serialisable")
 }
 
 #[utoipa::path(post, path = "/v1/admin/train", tag = "admin",
