@@ -41,7 +41,7 @@ impl AppState {
 /// period, so a bulk import of many batches costs one fit, not one per batch.
 /// Serving goes on from the previous model until the new one is swapped in.
 fn spawn_retrainer(engine: Arc<Engine>, changes: Arc<Notify>, debounce: Duration) {
-    actix_web::rt::spawn(async move {
+    tokio::spawn(async move {
         loop {
             changes.notified().await;
             while tokio::time::timeout(debounce, changes.notified()).await.is_ok() {}

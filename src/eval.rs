@@ -23,17 +23,8 @@ use crate::networks::NetworkRequest;
 #[derive(Deserialize)]
 struct Org {
     id: String,
-    name: String,
-    kind: Option<String>,
-    country: Option<String>,
-    city: Option<String>,
-    nuts: Option<String>,
-    sme: Option<bool>,
-    url: Option<String>,
     #[serde(default)]
     description: String,
-    #[serde(default)]
-    topics: Vec<String>,
     #[serde(default)]
     projects: u32,
 }
@@ -75,9 +66,7 @@ pub fn read_lines<T: for<'de> Deserialize<'de>>(path: &Path) -> anyhow::Result<V
         .lines()
         .enumerate()
         .filter(|(_, line)| line.as_ref().map_or(true, |l| !l.trim().is_empty()))
-        .map(|(n, line)| {
-            Ok(serde_json::from_str(&line?).map_err(|e| anyhow::anyhow!("{}:{}: {e}", path.display(), n + 1))?)
-        })
+        .map(|(n, line)| serde_json::from_str(&line?).map_err(|e| anyhow::anyhow!("{}:{}: {e}", path.display(), n + 1)))
         .collect()
 }
 
@@ -386,8 +375,6 @@ impl Baselines {
         let n = parsed.len() as f64;
         let idf: HashMap<String, f64> = df.into_iter().map(|(w, d)| (w, ((1.0 + n) / (1.0 + d)).ln() + 1.0)).collect();
         let vectors = parsed.iter().map(|o| (o.id.clone(), tf_vector(&o.description, &idf))).collect();
-        let _ =
-            parsed.iter().map(|o| (&o.name, &o.kind, &o.country, &o.city, &o.nuts, &o.sme, &o.url, &o.topics)).count();
         Baselines {
             by_popularity: by_popularity.iter().map(|o| o.id.clone()).collect(),
             projects: parsed.iter().map(|o| (o.id.clone(), o.projects)).collect(),

@@ -167,7 +167,7 @@ pub fn parse_schedule(pattern: &str) -> Result<Cron, String> {
 /// left alone (the next match tries again).
 pub fn spawn_scheduler(jobs: Arc<Jobs>, engine: Arc<Engine>, settings: Arc<Settings>, pattern: &str) {
     let cron = parse_schedule(pattern).expect("checked when settings were loaded");
-    actix_web::rt::spawn(async move {
+    tokio::spawn(async move {
         loop {
             let now = chrono::Utc::now();
             let Ok(next) = cron.find_next_occurrence(&now, false) else {

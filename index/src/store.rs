@@ -169,7 +169,7 @@ impl FirmIndex {
                 writer.delete_term(collaboration_term(fields, &collaboration.id));
                 let mut doc = TantivyDocument::new();
                 doc.add_text(fields.doc_type, COLLABORATION);
-                doc.add_text(fields.id, &collaboration_key(&collaboration.id));
+                doc.add_text(fields.id, collaboration_key(&collaboration.id));
                 doc.add_text(fields.raw, serde_json::to_string(collaboration).expect("serialisable"));
                 for member in &collaboration.members {
                     doc.add_text(fields.member, member);

@@ -150,10 +150,8 @@ impl Firm {
     pub fn text(&self) -> String {
         let mut text = String::with_capacity(self.description.len() + 256);
         text.push_str(&self.name);
-        for part in [&self.description] {
-            text.push_str(". ");
-            text.push_str(part);
-        }
+        text.push_str(". ");
+        text.push_str(&self.description);
         for list in [&self.offers, &self.needs, &self.tags] {
             for item in list {
                 text.push_str(". ");
@@ -287,7 +285,9 @@ pub fn validate_profile(value: &Value) -> Result<Firm, Vec<FieldError>> {
             "GR" => "EL",
             other => other,
         };
-        if !region.starts_with(nuts_country) && !(country == "GB" && region.starts_with("UK")) {
+        // NUTS writes the United Kingdom as UK, ISO as GB.
+        let matches_country = region.starts_with(nuts_country) || (country == "GB" && region.starts_with("UK"));
+        if !matches_country {
             checker.error("region", "invalid_region", format!("region {region} is not in country {country}"));
         }
     }

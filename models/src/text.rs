@@ -147,30 +147,27 @@ impl TextModel {
         let vectorizer = CountVectorizer::params()
             .convert_to_lowercase(true)
             .document_frequency(min_df, max_df)
-            .max_features(Some(max_terms))
             .stopwords(STOPWORDS)
             .fit(&corpus)
             .map_err(|error| TextError(error.to_string()))?;
-        let terms = vectorizer.vocabulary().clone();
-        let lookup: HashMap<String, u32> = terms.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
-        let document_frequency = documents
-            .par_iter()
-            .fold(
-                || vec![0u32; terms.len()],
-                |mut counts, document| {
-                    let mut seen: Vec<u32> = tokens(document).filter_map(|token| lookup.get(&token).copied()).collect();
-                    seen.sort_unstable();
-                    seen.dedup();
-                    for term in seen {
-                        counts[term as usize] += 1;
-                    }
-                    counts
-                },
-            )
-            .reduce(|| vec![0u32; terms.len()], |a, b| a.iter().zip(&b).map(|(x, y)| x + y).collect());
+        // The vectorizer's vocabulary comes in HashMap order and its `max_features`
+        // breaks ties the same way; the projection hashes term positions, so the
+        // order is fixed here (most frequent first, ties by term, then sorted) to
+        // make a fit on the same catalogue give the same model on every machine.
+        let mut terms = vectorizer.vocabulary().clone();
+        terms.sort_unstable();
+        let mut document_frequency = document_frequencies(documents, &terms);
+        if terms.len() > max_terms {
+            let mut order: Vec<usize> = (0..terms.len()).collect();
+            order.sort_by(|&a, &b| document_frequency[b].cmp(&document_frequency[a]).then(a.cmp(&b)));
+            order.truncate(max_terms);
+            order.sort_unstable();
+            terms = order.iter().map(|&i| terms[i].clone()).collect();
+            document_frequency = order.iter().map(|&i| document_frequency[i]).collect();
+        }
         let n = documents.len() as f32;
         let idf = document_frequency.iter().map(|&df| ((1.0 + n) / (1.0 + df as f32)).ln() + 1.0).collect();
-        Ok(TextModel { terms, idf, dim, lookup: OnceLock::from(lookup) })
+        Ok(TextModel { terms, idf, dim, lookup: OnceLock::new() })
     }
 
     fn lookup(&self) -> &HashMap<String, u32> {
@@ -238,6 +235,27 @@ impl TextModel {
         weighted.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         weighted.into_iter().take(limit).map(|(term, _)| self.terms[term as usize].clone()).collect()
     }
+}
+
+/// In how many of `documents` each of `terms` (sorted) occurs.
+fn document_frequencies(documents: &[String], terms: &[String]) -> Vec<u32> {
+    let lookup: HashMap<&str, u32> = terms.iter().enumerate().map(|(i, t)| (t.as_str(), i as u32)).collect();
+    documents
+        .par_iter()
+        .fold(
+            || vec![0u32; terms.len()],
+            |mut counts, document| {
+                let mut seen: Vec<u32> =
+                    tokens(document).filter_map(|token| lookup.get(token.as_str()).copied()).collect();
+                seen.sort_unstable();
+                seen.dedup();
+                for term in seen {
+                    counts[term as usize] += 1;
+                }
+                counts
+            },
+        )
+        .reduce(|| vec![0u32; terms.len()], |a, b| a.iter().zip(&b).map(|(x, y)| x + y).collect())
 }
 
 /// Scales a vector to unit length in place (zero vectors stay zero).

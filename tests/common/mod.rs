@@ -1,0 +1,1217 @@
+//! Shared helpers of the integration tests: a real `redis-server` child process,
+//! the real application on a free port over a temporary data directory, and a
+//! small but realistic catalogue of firm profiles and collaborations.
+//!
+//! Each test builds its own application (own data directory, own port, own
+//! Redis), so the tests run in parallel without sharing state. The application
+//! runs on its own thread inside its own actix `System`, exactly as `klynge serve`
+//! runs it, so the debounced retrainer (an actix local task) works too.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use reqwest::header::HeaderMap;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+use klynge::app::Application;
+use klynge::settings::{Settings, SettingsSources};
+
+/// The write key every test application accepts.
+pub const WRITE_KEY: &str = "test-write-key";
+/// The read key of applications built with [`TestAppBuilder::read_key`].
+pub const READ_KEY: &str = "test-read-key";
+
+// ---------------------------------------------------------------------------
+// Redis
+// ---------------------------------------------------------------------------
+
+/// A `redis-server` child process on a free local port, killed on drop.
+pub struct RedisServer {
+    port: u16,
+    child: Option<Child>,
+    dir: TempDir,
+}
+
+impl RedisServer {
+    /// Starts a fresh server; panics with a hint when `redis-server` is missing.
+    pub fn start() -> RedisServer {
+        let mut last_error = String::new();
+        // Another process may take the free port between our probe and redis binding it: retry.
+        for _ in 0..5 {
+            let dir = tempfile::tempdir().expect("temporary directory for redis");
+            let mut server = RedisServer { port: free_port(), child: None, dir };
+            match server.spawn() {
+                Ok(()) => return server,
+                Err(error) => last_error = error,
+            }
+        }
+        panic!("could not start redis-server: {last_error}");
+    }
+
+    fn spawn(&mut self) -> Result<(), String> {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1"])
+            .args(["--save", ""])
+            .args(["--appendonly", "no"])
+            .args(["--dir", &self.dir.path().display().to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        let child = match child {
+            Ok(child) => child,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => panic!(
+                "`redis-server` is not on PATH; the cache tests need a real Redis. \
+                 Run scripts/test.sh (it installs redis-server) or install it yourself \
+                 (e.g. `apt-get install redis-server`)."
+            ),
+            Err(error) => return Err(format!("cannot run redis-server: {error}")),
+        };
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                self.child = None;
+                return Err(format!("redis-server on port {} exited at start with {status}", self.port));
+            }
+            if redis_ping(self.port) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        self.kill();
+        Err(format!("redis-server on port {} did not answer PING within 5 s", self.port))
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// Kills the server and waits until it is gone (the port refuses connections).
+    pub fn stop(&mut self) {
+        self.kill();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while redis_ping(self.port) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        assert!(!redis_ping(self.port), "redis on port {} still answers after being killed", self.port);
+    }
+
+    /// Starts the server again on the same port (empty, since nothing is saved).
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "start_again needs a stopped server");
+        let mut last_error = String::new();
+        // The port was ours a moment ago; retry briefly in case the kernel is slow to let go.
+        for _ in 0..20 {
+            match self.spawn() {
+                Ok(()) => return,
+                Err(error) => last_error = error,
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("could not restart redis-server on port {}: {last_error}", self.port);
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local address").port()
+}
+
+/// Whether a Redis on `port` answers `PING` with `+PONG`.
+fn redis_ping(port: u16) -> bool {
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let Ok(mut stream) = TcpStream::connect_timeout(&address, Duration::from_millis(200)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+    let _ = stream.set_write_timeout(Some(Duration::from_millis(500)));
+    if stream.write_all(b"PING\r\n").is_err() {
+        return false;
+    }
+    let mut reply = [0u8; 16];
+    let mut read = 0;
+    while read < 7 {
+        match stream.read(&mut reply[read..]) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => read += n,
+        }
+    }
+    reply[..read].starts_with(b"+PONG")
+}
+
+// ---------------------------------------------------------------------------
+// The application
+// ---------------------------------------------------------------------------
+
+/// How to build a [`TestApp`].
+#[derive(Clone, Default)]
+pub struct TestAppBuilder {
+    redis_url: Option<String>,
+    read_keys: Vec<String>,
+    debounce_seconds: u64,
+}
+
+impl TestAppBuilder {
+    /// Use Redis at `url` instead of the in-process cache.
+    pub fn redis(mut self, url: impl Into<String>) -> TestAppBuilder {
+        self.redis_url = Some(url.into());
+        self
+    }
+
+    /// Require [`READ_KEY`] (or the write key) for reads.
+    pub fn read_key(mut self) -> TestAppBuilder {
+        self.read_keys.push(READ_KEY.to_string());
+        self
+    }
+
+    /// Refit the model this many seconds after the last write (0 = only on
+    /// `POST /v1/admin/train`, the default, so generations change only when a test says so).
+    pub fn retrain_after(mut self, seconds: u64) -> TestAppBuilder {
+        self.debounce_seconds = seconds;
+        self
+    }
+
+    pub async fn spawn(self) -> TestApp {
+        let data = Arc::new(tempfile::tempdir().expect("temporary data directory"));
+        TestApp::start(self, data).await
+    }
+
+    fn settings(&self, data: &TempDir) -> Settings {
+        let quote = |text: &str| serde_json::to_string(text).expect("string");
+        let list = |items: &[String]| format!("[{}]", items.iter().map(|i| quote(i)).collect::<Vec<_>>().join(", "));
+        let mut toml = format!(
+            "[server]\nhost = \"127.0.0.1\"\nport = 0\nworkers = 2\n\n\
+             [data]\ndir = {}\n\n\
+             [auth]\nwrite_keys = {}\nread_keys = {}\n\n\
+             [models]\nretrain_debounce_seconds = {}\n\n\
+             [log]\nlevel = \"warn\"\n\n",
+            quote(&data.path().join("data").display().to_string()),
+            list(&[WRITE_KEY.to_string()]),
+            list(&self.read_keys),
+            self.debounce_seconds,
+        );
+        toml.push_str("[cache]\n");
+        if let Some(url) = &self.redis_url {
+            toml.push_str(&format!("redis_url = {}\n", quote(url)));
+        }
+        let file: PathBuf = data.path().join("klynge.toml");
+        std::fs::write(&file, toml).expect("write the test settings");
+        // `None`: the process environment is ignored, so tests never see KLYNGE__* variables.
+        Settings::load_with_env(&SettingsSources { file: Some(file), overrides: Vec::new() }, None)
+            .expect("test settings are valid")
+    }
+}
+
+/// The real service on `127.0.0.1:<free port>` over a temporary data directory.
+pub struct TestApp {
+    pub base_url: String,
+    pub port: u16,
+    pub client: reqwest::Client,
+    builder: TestAppBuilder,
+    data: Arc<TempDir>,
+    running: Option<Running>,
+}
+
+struct Running {
+    stop: tokio::sync::oneshot::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl TestApp {
+    pub fn builder() -> TestAppBuilder {
+        TestAppBuilder::default()
+    }
+
+    /// An application with the in-process cache and no automatic refits.
+    pub async fn spawn() -> TestApp {
+        TestAppBuilder::default().spawn().await
+    }
+
+    async fn start(builder: TestAppBuilder, data: Arc<TempDir>) -> TestApp {
+        let client =
+            reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(60)).build().expect("http client");
+        let (port, running) = launch(&builder, &data).await;
+        TestApp { base_url: format!("http://127.0.0.1:{port}"), port, client, builder, data, running: Some(running) }
+    }
+
+    /// Stops the service and builds a new one over the same data directory (a new
+    /// port), as a restart of the process would.
+    pub async fn restart(&mut self) {
+        self.shutdown().await;
+        let (port, running) = launch(&self.builder, &self.data).await;
+        self.port = port;
+        self.base_url = format!("http://127.0.0.1:{port}");
+        self.running = Some(running);
+    }
+
+    /// Stops the service and waits for its thread (and every task on it) to end.
+    pub async fn shutdown(&mut self) {
+        if let Some(running) = self.running.take() {
+            let _ = running.stop.send(());
+            tokio::task::spawn_blocking(move || running.thread.join())
+                .await
+                .expect("join task")
+                .expect("the application thread does not panic");
+        }
+    }
+
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.data.path()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    /// A request without credentials.
+    pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, self.url(path))
+    }
+
+    /// A request carrying the write key.
+    pub fn authed(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.request(method, path).bearer_auth(WRITE_KEY)
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        Reply::read(self.request(Method::GET, path).send().await).await
+    }
+
+    /// POST of a JSON value with the write key.
+    pub async fn post_json(&self, path: &str, body: &Value) -> Reply {
+        Reply::read(self.authed(Method::POST, path).json(body).send().await).await
+    }
+
+    /// POST of a JSON value without credentials (shortlists and networks are reads).
+    pub async fn query_json(&self, path: &str, body: &Value) -> Reply {
+        Reply::read(self.request(Method::POST, path).json(body).send().await).await
+    }
+
+    /// POST of raw bytes with the write key and the given content type.
+    pub async fn post_raw(&self, path: &str, content_type: &str, body: impl Into<reqwest::Body>) -> Reply {
+        Reply::read(self.authed(Method::POST, path).header("content-type", content_type).body(body).send().await).await
+    }
+
+    pub async fn put_json(&self, path: &str, body: &Value) -> Reply {
+        Reply::read(self.authed(Method::PUT, path).json(body).send().await).await
+    }
+
+    /// PUT of exact JSON text, so tests can check the bytes come back unchanged.
+    pub async fn put_raw(&self, path: &str, body: &str) -> Reply {
+        Reply::read(
+            self.authed(Method::PUT, path)
+                .header("content-type", "application/json")
+                .body(body.to_string())
+                .send()
+                .await,
+        )
+        .await
+    }
+
+    pub async fn delete(&self, path: &str) -> Reply {
+        Reply::read(self.authed(Method::DELETE, path).send().await).await
+    }
+
+    /// Upserts profiles as one JSON array and asserts success.
+    pub async fn upsert(&self, profiles: &[Value]) {
+        let reply = self.post_json("/v1/firms", &Value::Array(profiles.to_vec())).await;
+        reply.assert_status(200);
+        assert_eq!(reply.json()["upserted"], profiles.len(), "{}", reply.body);
+    }
+
+    /// Stores collaborations and asserts success.
+    pub async fn collaborate(&self, collaborations: &[Value]) {
+        for collaboration in collaborations {
+            self.post_json("/v1/collaborations", collaboration).await.assert_status(201);
+        }
+    }
+
+    /// Fits the model on the catalogue as it is now (`POST /v1/admin/train`).
+    pub async fn train(&self) -> Value {
+        let reply = Reply::read(self.authed(Method::POST, "/v1/admin/train").send().await).await;
+        reply.assert_status(200);
+        let info = reply.json();
+        assert_eq!(info["current"], true, "the model just trained is current: {info}");
+        info
+    }
+
+    /// Loads [`catalogue`] and [`collaborations`] and fits the model.
+    pub async fn load_catalogue(&self) {
+        self.upsert(&catalogue()).await;
+        self.collaborate(&collaborations()).await;
+        self.train().await;
+    }
+
+    /// Polls `GET path` until `done` accepts the reply, for at most `seconds`.
+    pub async fn poll_until(&self, path: &str, seconds: u64, done: impl Fn(&Reply) -> bool) -> Reply {
+        let deadline = Instant::now() + Duration::from_secs(seconds);
+        loop {
+            let reply = self.get(path).await;
+            if done(&reply) {
+                return reply;
+            }
+            assert!(Instant::now() < deadline, "GET {path} did not reach the expected state in {seconds} s: {reply:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(running) = self.running.take() {
+            let _ = running.stop.send(());
+            let _ = running.thread.join();
+        }
+    }
+}
+
+/// Builds the application on its own thread and actix `System` and waits for its
+/// port. A restart may find the previous instance's index lock still held for a
+/// moment (its HTTP workers stop asynchronously), so building is retried briefly.
+async fn launch(builder: &TestAppBuilder, data: &Arc<TempDir>) -> (u16, Running) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let settings = builder.settings(data);
+        let (port_tx, port_rx) = tokio::sync::oneshot::channel::<Result<u16, String>>();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let app = match Application::build(settings).await {
+                    Ok(app) => app,
+                    Err(error) => {
+                        let _ = port_tx.send(Err(format!("{error:#}")));
+                        return;
+                    }
+                };
+                let _ = port_tx.send(Ok(app.port()));
+                tokio::select! {
+                    result = app.run_until_stopped() => result.expect("the server runs"),
+                    _ = stop_rx => {}
+                }
+            });
+        });
+        match port_rx.await {
+            Ok(Ok(port)) => return (port, Running { stop: stop_tx, thread }),
+            Ok(Err(error)) => {
+                let _ = thread.join();
+                assert!(Instant::now() < deadline, "Application::build failed: {error}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(_) => {
+                let outcome = thread.join();
+                panic!("the application thread ended before reporting its port: {outcome:?}");
+            }
+        }
+    }
+}
+
+/// A response, read completely, so assertions can print it.
+pub struct Reply {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Reply {
+    /// Reads a response; a transport error is a test failure with its cause.
+    pub fn read(result: reqwest::Result<reqwest::Response>) -> ReplyFuture {
+        ReplyFuture(result)
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|error| panic!("status {} body is not JSON ({error}): {}", self.status, self.body))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|value| value.to_str().ok())
+    }
+
+    /// The `x-cache` header (`hit`, `miss`).
+    pub fn cache(&self) -> &str {
+        self.header("x-cache").unwrap_or_else(|| panic!("no x-cache header: {self:?}"))
+    }
+
+    pub fn assert_status(&self, status: u16) -> &Reply {
+        assert_eq!(self.status, status, "unexpected status; body: {}", self.body);
+        self
+    }
+
+    /// Asserts an error reply: `status`, JSON content type and
+    /// `{"error": {"code": code, "message": <non-empty>, ...}}`; returns `error`.
+    pub fn assert_error(&self, status: u16, code: &str) -> Value {
+        self.assert_status(status);
+        let content_type = self.header("content-type").unwrap_or_default();
+        assert!(content_type.starts_with("application/json"), "error content type {content_type}: {}", self.body);
+        let body = self.json();
+        let error = body.get("error").unwrap_or_else(|| panic!("no `error` object: {}", self.body)).clone();
+        assert_eq!(error["code"], code, "error code: {}", self.body);
+        let message = error["message"].as_str().unwrap_or_default();
+        assert!(!message.trim().is_empty(), "error message must be non-empty: {}", self.body);
+        let keys: Vec<&String> = error.as_object().expect("object").keys().collect();
+        assert!(
+            keys.iter().all(|k| ["code", "message", "field", "details"].contains(&k.as_str())),
+            "unexpected keys in error: {}",
+            self.body
+        );
+        error
+    }
+
+    /// Asserts a 422 `validation_failed` naming `field`; returns `error`.
+    pub fn assert_invalid(&self, field: &str) -> Value {
+        let error = self.assert_error(422, "validation_failed");
+        assert_eq!(error["field"], field, "error field: {}", self.body);
+        error
+    }
+}
+
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {:?} {}", self.status, self.headers, self.body)
+    }
+}
+
+/// `Reply::read(...).await`: reads the body of a sent request.
+pub struct ReplyFuture(reqwest::Result<reqwest::Response>);
+
+impl std::future::IntoFuture for ReplyFuture {
+    type Output = Reply;
+    type IntoFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Reply> + Send>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            let response = self.0.unwrap_or_else(|error| panic!("request failed: {error:?}"));
+            let status = response.status().as_u16();
+            let headers = response.headers().clone();
+            let body = response.text().await.unwrap_or_else(|error| panic!("reading the body failed: {error:?}"));
+            Reply { status, headers, body }
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The fixture catalogue
+// ---------------------------------------------------------------------------
+
+struct Profile {
+    id: &'static str,
+    name: &'static str,
+    kind: &'static str,
+    country: &'static str,
+    region: &'static str,
+    city: &'static str,
+    sectors: &'static [&'static str],
+    employees: u64,
+    description: &'static str,
+    offers: &'static [&'static str],
+    needs: &'static [&'static str],
+}
+
+/// A food value chain across Denmark, Germany and Sweden: farms, dairies,
+/// bakeries and breweries, cold-chain logistics, packaging, software, energy,
+/// machinery, universities and research institutes. 46 profiles.
+const PROFILES: &[Profile] = &[
+    // Denmark
+    Profile {
+        id: "dk-dairy",
+        name: "Jutland Organic Dairy",
+        kind: "company",
+        country: "DK",
+        region: "DK04",
+        city: "Aarhus",
+        sectors: &["C10.51"],
+        employees: 180,
+        description: "Organic dairy cooperative producing milk, cheese and yoghurt from Jutland farms.",
+        offers: &["organic milk", "cheese", "yoghurt"],
+        needs: &["cold-chain logistics", "recyclable packaging", "raw milk"],
+    },
+    Profile {
+        id: "dk-farm-ostergaard",
+        name: "Østergaard Dairy Farm",
+        kind: "company",
+        country: "DK",
+        region: "DK04",
+        city: "Herning",
+        sectors: &["A01.41"],
+        employees: 12,
+        description: "Family farm raising dairy cattle on organic grazing land.",
+        offers: &["raw milk", "organic manure"],
+        needs: &["animal feed", "farm machinery"],
+    },
+    Profile {
+        id: "dk-farm-holm",
+        name: "Holm Grain Farm",
+        kind: "company",
+        country: "DK",
+        region: "DK03",
+        city: "Odense",
+        sectors: &["A01.11"],
+        employees: 6,
+        description: "Cereal farm growing organic barley and wheat for bakers and brewers.",
+        offers: &["organic grain", "malting barley"],
+        needs: &["fertiliser", "grain storage"],
+    },
+    Profile {
+        id: "dk-coldchain",
+        name: "Nordic Cold Chain Transport",
+        kind: "company",
+        country: "DK",
+        region: "DK01",
+        city: "Copenhagen",
+        sectors: &["H49.41"],
+        employees: 90,
+        description: "Refrigerated road freight for food producers across Scandinavia.",
+        offers: &["cold-chain logistics", "refrigerated transport"],
+        needs: &["route optimisation software", "electric trucks"],
+    },
+    Profile {
+        id: "dk-warehouse",
+        name: "Aarhus Food Warehousing",
+        kind: "company",
+        country: "DK",
+        region: "DK04",
+        city: "Aarhus",
+        sectors: &["H52.10"],
+        employees: 40,
+        description: "Temperature controlled warehousing and distribution hub for chilled food.",
+        offers: &["cold storage", "warehousing"],
+        needs: &["traceability platform"],
+    },
+    Profile {
+        id: "dk-pack",
+        name: "GreenPack Denmark",
+        kind: "company",
+        country: "DK",
+        region: "DK05",
+        city: "Aalborg",
+        sectors: &["C17.21"],
+        employees: 60,
+        description: "Paper based food packaging and moulded fibre trays for dairy and meat.",
+        offers: &["recyclable packaging", "paper trays"],
+        needs: &["recycled fibres", "bio-based coatings"],
+    },
+    Profile {
+        id: "dk-dtu",
+        name: "Technical University of Denmark, Food Institute",
+        kind: "university",
+        country: "DK",
+        region: "DK01",
+        city: "Lyngby",
+        sectors: &["P85.42"],
+        employees: 5000,
+        description: "University research and education in food science, fermentation and food safety.",
+        offers: &["food safety testing", "fermentation research", "education"],
+        needs: &["industrial partners", "pilot plant access"],
+    },
+    Profile {
+        id: "dk-au",
+        name: "Aarhus University Agroecology",
+        kind: "university",
+        country: "DK",
+        region: "DK04",
+        city: "Aarhus",
+        sectors: &["P85.42"],
+        employees: 3000,
+        description: "Research in sustainable agriculture, soil science and dairy cattle welfare.",
+        offers: &["agricultural research", "life cycle assessment"],
+        needs: &["farm data", "industrial partners"],
+    },
+    Profile {
+        id: "dk-dti",
+        name: "Danish Technological Research Institute",
+        kind: "research",
+        country: "DK",
+        region: "DK01",
+        city: "Taastrup",
+        sectors: &["M72.19"],
+        employees: 1000,
+        description: "Applied research and technology transfer for food processing and packaging.",
+        offers: &["pilot plant access", "packaging testing", "process optimisation"],
+        needs: &["industrial partners"],
+    },
+    Profile {
+        id: "dk-biogas",
+        name: "Vestjysk Biogas",
+        kind: "company",
+        country: "DK",
+        region: "DK04",
+        city: "Holstebro",
+        sectors: &["D35.21"],
+        employees: 25,
+        description: "Biogas plant converting manure and food waste into renewable gas.",
+        offers: &["biogas", "digestate fertiliser"],
+        needs: &["organic manure", "food waste"],
+    },
+    Profile {
+        id: "dk-coldtrace",
+        name: "ColdTrace ApS",
+        kind: "company",
+        country: "DK",
+        region: "DK01",
+        city: "Copenhagen",
+        sectors: &["J62.01"],
+        employees: 15,
+        description: "Software for cold-chain temperature monitoring and food traceability.",
+        offers: &["traceability platform", "route optimisation software"],
+        needs: &["pilot customers", "food producers"],
+    },
+    Profile {
+        id: "dk-bakery",
+        name: "Copenhagen Sourdough Bakery",
+        kind: "company",
+        country: "DK",
+        region: "DK01",
+        city: "Copenhagen",
+        sectors: &["C10.71"],
+        employees: 35,
+        description: "Artisan bakery producing organic sourdough bread and pastry.",
+        offers: &["bread", "pastry"],
+        needs: &["organic grain", "recyclable packaging"],
+    },
+    Profile {
+        id: "dk-brewery",
+        name: "Fynsk Craft Brewery",
+        kind: "company",
+        country: "DK",
+        region: "DK03",
+        city: "Svendborg",
+        sectors: &["C11.05"],
+        employees: 20,
+        description: "Craft brewery brewing organic beer from Danish malting barley.",
+        offers: &["beer"],
+        needs: &["malting barley", "yeast", "recyclable packaging"],
+    },
+    Profile {
+        id: "dk-enzymes",
+        name: "Enzyme Nordic",
+        kind: "company",
+        country: "DK",
+        region: "DK01",
+        city: "Copenhagen",
+        sectors: &["M72.11"],
+        employees: 110,
+        description: "Biotech company developing enzymes and starter cultures for dairy fermentation.",
+        offers: &["enzymes", "starter cultures"],
+        needs: &["fermentation research", "dairy producers"],
+    },
+    Profile {
+        id: "dk-machinery",
+        name: "Dairy Equipment Denmark",
+        kind: "company",
+        country: "DK",
+        region: "DK03",
+        city: "Kolding",
+        sectors: &["C28.93"],
+        employees: 150,
+        description: "Manufacturer of food and dairy processing machinery.",
+        offers: &["dairy processing equipment", "food processing machinery"],
+        needs: &["engineering services", "steel"],
+    },
+    Profile {
+        id: "dk-wholesale",
+        name: "Dansk Dairy Wholesale",
+        kind: "company",
+        country: "DK",
+        region: "DK04",
+        city: "Randers",
+        sectors: &["G46.33"],
+        employees: 55,
+        description: "Wholesale of dairy products and eggs to Danish retailers.",
+        offers: &["dairy distribution", "retail access"],
+        needs: &["cheese", "yoghurt", "cold-chain logistics"],
+    },
+    // Germany
+    Profile {
+        id: "de-molkerei",
+        name: "Bayerische Bio-Molkerei",
+        kind: "company",
+        country: "DE",
+        region: "DE21",
+        city: "Munich",
+        sectors: &["C10.51"],
+        employees: 220,
+        description: "Organic dairy producing cheese, butter and milk in Bavaria.",
+        offers: &["organic milk", "cheese", "butter"],
+        needs: &["cold-chain logistics", "recyclable packaging"],
+    },
+    Profile {
+        id: "de-farm-huber",
+        name: "Huber Milchhof",
+        kind: "company",
+        country: "DE",
+        region: "DE21",
+        city: "Rosenheim",
+        sectors: &["A01.41"],
+        employees: 8,
+        description: "Dairy cattle farm supplying raw milk to Bavarian dairies.",
+        offers: &["raw milk"],
+        needs: &["animal feed", "veterinary services"],
+    },
+    Profile {
+        id: "de-meat",
+        name: "Hamburg Meat Processing",
+        kind: "company",
+        country: "DE",
+        region: "DE60",
+        city: "Hamburg",
+        sectors: &["C10.11"],
+        employees: 400,
+        description: "Industrial meat processing and chilled meat products.",
+        offers: &["processed meat"],
+        needs: &["cold-chain logistics", "food safety testing"],
+    },
+    Profile {
+        id: "de-logistics",
+        name: "Hanse Kühllogistik",
+        kind: "company",
+        country: "DE",
+        region: "DE60",
+        city: "Hamburg",
+        sectors: &["H49.41"],
+        employees: 300,
+        description: "Refrigerated freight transport and cold-chain logistics in northern Germany.",
+        offers: &["cold-chain logistics", "refrigerated transport"],
+        needs: &["electric trucks", "traceability platform"],
+    },
+    Profile {
+        id: "de-biofolie",
+        name: "BioFolie GmbH",
+        kind: "company",
+        country: "DE",
+        region: "DE30",
+        city: "Berlin",
+        sectors: &["C22.22"],
+        employees: 80,
+        description: "Bio-based plastic film and compostable food packaging.",
+        offers: &["bio-based plastic film", "compostable packaging"],
+        needs: &["bio-based polymers", "packaging testing"],
+    },
+    Profile {
+        id: "de-tum",
+        name: "Technical University of Munich, Food Engineering",
+        kind: "university",
+        country: "DE",
+        region: "DE21",
+        city: "Freising",
+        sectors: &["P85.42"],
+        employees: 8000,
+        description: "University research in food engineering, dairy technology and process engineering.",
+        offers: &["dairy technology research", "process engineering research"],
+        needs: &["industrial partners", "pilot customers"],
+    },
+    Profile {
+        id: "de-fraunhofer",
+        name: "Fraunhofer Institute for Process Engineering and Packaging",
+        kind: "research",
+        country: "DE",
+        region: "DE21",
+        city: "Freising",
+        sectors: &["M72.19"],
+        employees: 700,
+        description: "Applied research in packaging materials, food processing and recycling.",
+        offers: &["packaging testing", "bio-based polymers", "process optimisation"],
+        needs: &["industrial partners"],
+    },
+    Profile {
+        id: "de-hu",
+        name: "Humboldt University Agricultural Economics",
+        kind: "university",
+        country: "DE",
+        region: "DE30",
+        city: "Berlin",
+        sectors: &["P85.42"],
+        employees: 2500,
+        description: "Research on agricultural markets, food supply chains and rural development.",
+        offers: &["supply chain research", "market analysis"],
+        needs: &["farm data"],
+    },
+    Profile {
+        id: "de-logichain",
+        name: "LogiChain Software GmbH",
+        kind: "company",
+        country: "DE",
+        region: "DE30",
+        city: "Berlin",
+        sectors: &["J62.01"],
+        employees: 45,
+        description: "Route optimisation and fleet management software for logistics companies.",
+        offers: &["route optimisation software", "fleet management"],
+        needs: &["pilot customers"],
+    },
+    Profile {
+        id: "de-machinery",
+        name: "Allgäu Prozesstechnik",
+        kind: "company",
+        country: "DE",
+        region: "DE27",
+        city: "Kempten",
+        sectors: &["C28.93"],
+        employees: 260,
+        description: "Machinery for cheese making and dairy processing plants.",
+        offers: &["dairy processing equipment", "cheese making machinery"],
+        needs: &["engineering services"],
+    },
+    Profile {
+        id: "de-engineering",
+        name: "Nord Engineering Consult",
+        kind: "company",
+        country: "DE",
+        region: "DE60",
+        city: "Hamburg",
+        sectors: &["M71.12"],
+        employees: 70,
+        description: "Engineering consultancy for food plants and process design.",
+        offers: &["engineering services", "plant design"],
+        needs: &["industrial partners"],
+    },
+    Profile {
+        id: "de-recycling",
+        name: "Berlin Recycling Services",
+        kind: "company",
+        country: "DE",
+        region: "DE30",
+        city: "Berlin",
+        sectors: &["E38.21"],
+        employees: 150,
+        description: "Treatment of organic food waste and recycling of paper packaging.",
+        offers: &["food waste treatment", "recycled fibres"],
+        needs: &["food waste"],
+    },
+    Profile {
+        id: "de-brewery",
+        name: "Münchner Klosterbrauerei",
+        kind: "company",
+        country: "DE",
+        region: "DE21",
+        city: "Munich",
+        sectors: &["C11.05"],
+        employees: 120,
+        description: "Traditional brewery producing lager and wheat beer.",
+        offers: &["beer"],
+        needs: &["malting barley", "yeast"],
+    },
+    Profile {
+        id: "de-feed",
+        name: "NordFutter Animal Feed",
+        kind: "company",
+        country: "DE",
+        region: "DE60",
+        city: "Hamburg",
+        sectors: &["C10.91"],
+        employees: 95,
+        description: "Prepared animal feed for dairy cattle and pigs.",
+        offers: &["animal feed"],
+        needs: &["organic grain"],
+    },
+    Profile {
+        id: "de-solar",
+        name: "Solarpark Brandenburg",
+        kind: "company",
+        country: "DE",
+        region: "DE40",
+        city: "Potsdam",
+        sectors: &["D35.11"],
+        employees: 30,
+        description: "Solar power producer supplying renewable electricity to food industry.",
+        offers: &["renewable electricity"],
+        needs: &["industrial customers"],
+    },
+    Profile {
+        id: "de-bakery",
+        name: "Berliner Vollkornbäckerei",
+        kind: "company",
+        country: "DE",
+        region: "DE30",
+        city: "Berlin",
+        sectors: &["C10.71"],
+        employees: 25,
+        description: "Wholegrain organic bakery baking rye bread.",
+        offers: &["bread"],
+        needs: &["organic grain", "recyclable packaging"],
+    },
+    // Sweden
+    Profile {
+        id: "se-dairy",
+        name: "Skåne Mejeri",
+        kind: "company",
+        country: "SE",
+        region: "SE22",
+        city: "Malmö",
+        sectors: &["C10.51"],
+        employees: 140,
+        description: "Dairy producing organic milk and fermented oat drinks.",
+        offers: &["organic milk", "oat drink"],
+        needs: &["cold-chain logistics", "recyclable packaging"],
+    },
+    Profile {
+        id: "se-farm",
+        name: "Lund Organic Farm",
+        kind: "company",
+        country: "SE",
+        region: "SE22",
+        city: "Lund",
+        sectors: &["A01.11"],
+        employees: 5,
+        description: "Organic oats and barley farm in Skåne.",
+        offers: &["organic grain", "oats"],
+        needs: &["fertiliser"],
+    },
+    Profile {
+        id: "se-lund",
+        name: "Lund University Food Technology",
+        kind: "university",
+        country: "SE",
+        region: "SE22",
+        city: "Lund",
+        sectors: &["P85.42"],
+        employees: 6000,
+        description: "University research in food technology, fermentation and nutrition.",
+        offers: &["fermentation research", "nutrition research"],
+        needs: &["industrial partners"],
+    },
+    Profile {
+        id: "se-rise",
+        name: "RISE Research Institutes, Food and Bioscience",
+        kind: "research",
+        country: "SE",
+        region: "SE23",
+        city: "Gothenburg",
+        sectors: &["M72.19"],
+        employees: 900,
+        description: "Research institute for food safety, packaging and bioscience.",
+        offers: &["packaging testing", "food safety testing", "life cycle assessment"],
+        needs: &["industrial partners"],
+    },
+    Profile {
+        id: "se-chalmers",
+        name: "Chalmers University Industrial Biotechnology",
+        kind: "university",
+        country: "SE",
+        region: "SE23",
+        city: "Gothenburg",
+        sectors: &["P85.42"],
+        employees: 3000,
+        description: "Research on industrial biotechnology, fermentation and bio-based materials.",
+        offers: &["fermentation research", "bio-based polymers research"],
+        needs: &["pilot plant access"],
+    },
+    Profile {
+        id: "se-coldlog",
+        name: "Göteborg Cold Logistics",
+        kind: "company",
+        country: "SE",
+        region: "SE23",
+        city: "Gothenburg",
+        sectors: &["H49.41"],
+        employees: 210,
+        description: "Cold-chain road transport of chilled food in western Sweden.",
+        offers: &["cold-chain logistics", "refrigerated transport"],
+        needs: &["route optimisation software"],
+    },
+    Profile {
+        id: "se-fibre",
+        name: "Nordic Fibre Packaging AB",
+        kind: "company",
+        country: "SE",
+        region: "SE11",
+        city: "Stockholm",
+        sectors: &["C17.21"],
+        employees: 300,
+        description: "Fibre based food packaging and cartons for dairy.",
+        offers: &["recyclable packaging", "cartons"],
+        needs: &["recycled fibres"],
+    },
+    Profile {
+        id: "se-foodtech",
+        name: "Stockholm FoodTech AI",
+        kind: "company",
+        country: "SE",
+        region: "SE11",
+        city: "Stockholm",
+        sectors: &["J62.01"],
+        employees: 30,
+        description: "Machine learning for demand forecasting in food supply chains.",
+        offers: &["demand forecasting", "machine learning"],
+        needs: &["food producers", "pilot customers"],
+    },
+    Profile {
+        id: "se-kth",
+        name: "KTH Royal Institute of Technology, Logistics",
+        kind: "university",
+        country: "SE",
+        region: "SE11",
+        city: "Stockholm",
+        sectors: &["P85.42"],
+        employees: 4000,
+        description: "Research on transport systems, logistics and electrification of freight.",
+        offers: &["logistics research", "electric trucks research"],
+        needs: &["industrial partners"],
+    },
+    Profile {
+        id: "se-trucks",
+        name: "Volta Electric Trucks",
+        kind: "company",
+        country: "SE",
+        region: "SE23",
+        city: "Gothenburg",
+        sectors: &["C29.10"],
+        employees: 400,
+        description: "Manufacturer of electric trucks for urban food distribution.",
+        offers: &["electric trucks"],
+        needs: &["battery cells", "fleet customers"],
+    },
+    Profile {
+        id: "se-biogas",
+        name: "Skåne Biogas AB",
+        kind: "company",
+        country: "SE",
+        region: "SE22",
+        city: "Helsingborg",
+        sectors: &["D35.21"],
+        employees: 18,
+        description: "Biogas from agricultural residues and manure.",
+        offers: &["biogas"],
+        needs: &["organic manure", "food waste"],
+    },
+    Profile {
+        id: "se-wholesale",
+        name: "Svensk Livsmedelsgrossist",
+        kind: "company",
+        country: "SE",
+        region: "SE11",
+        city: "Stockholm",
+        sectors: &["G46.33"],
+        employees: 90,
+        description: "Wholesale of dairy products to Swedish retail chains.",
+        offers: &["dairy distribution"],
+        needs: &["cheese", "cold-chain logistics"],
+    },
+    Profile {
+        id: "se-meat",
+        name: "Norrland Meat",
+        kind: "company",
+        country: "SE",
+        region: "SE33",
+        city: "Umeå",
+        sectors: &["C10.11"],
+        employees: 75,
+        description: "Reindeer and beef meat processing.",
+        offers: &["processed meat"],
+        needs: &["cold-chain logistics"],
+    },
+    Profile {
+        id: "se-bakery",
+        name: "Skånska Industribageriet",
+        kind: "company",
+        country: "SE",
+        region: "SE22",
+        city: "Malmö",
+        sectors: &["C10.71"],
+        employees: 500,
+        description: "Industrial bakery producing bread for Swedish retail.",
+        offers: &["bread"],
+        needs: &["organic grain", "recyclable packaging"],
+    },
+];
+
+fn profile_json(profile: &Profile) -> Value {
+    json!({
+        "id": profile.id,
+        "name": profile.name,
+        "kind": profile.kind,
+        "description": profile.description,
+        "offers": profile.offers,
+        "needs": profile.needs,
+        "sectors": profile.sectors,
+        "country": profile.country,
+        "region": profile.region,
+        "city": profile.city,
+        "employees": profile.employees,
+    })
+}
+
+/// The fixture profiles as JSON objects.
+pub fn catalogue() -> Vec<Value> {
+    PROFILES.iter().map(profile_json).collect()
+}
+
+/// The fixture profile with `id`.
+pub fn profile(id: &str) -> Value {
+    profile_json(PROFILES.iter().find(|p| p.id == id).unwrap_or_else(|| panic!("no fixture profile {id}")))
+}
+
+/// Ids of the fixture profiles.
+pub fn catalogue_ids() -> Vec<&'static str> {
+    PROFILES.iter().map(|p| p.id).collect()
+}
+
+/// What filters look at in a fixture profile.
+#[derive(Debug, Clone, Copy)]
+pub struct Fact {
+    pub id: &'static str,
+    pub kind: &'static str,
+    pub country: &'static str,
+    pub sectors: &'static [&'static str],
+}
+
+/// The filterable facts of every fixture profile, to count expected results.
+pub fn fixture_facts() -> Vec<Fact> {
+    PROFILES.iter().map(|p| Fact { id: p.id, kind: p.kind, country: p.country, sectors: p.sectors }).collect()
+}
+
+/// Past projects between fixture firms.
+pub fn collaborations() -> Vec<Value> {
+    let projects: [(&str, &str, &[&str]); 12] = [
+        ("c-dairy-coldchain", "Organic dairy cold chain pilot", &["dk-dairy", "dk-coldchain", "dk-pack", "dk-dtu"]),
+        ("c-dairy-farming", "Sustainable dairy farming", &["dk-dairy", "dk-farm-ostergaard", "dk-au", "dk-biogas"]),
+        ("c-traceable", "Traceable cold chain", &["dk-coldtrace", "dk-coldchain", "dk-warehouse", "dk-dti"]),
+        ("c-bavaria", "Bavarian dairy innovation", &["de-molkerei", "de-farm-huber", "de-tum", "de-machinery"]),
+        (
+            "c-compostable",
+            "Compostable packaging for dairy",
+            &["de-biofolie", "de-fraunhofer", "de-molkerei", "dk-pack"],
+        ),
+        ("c-electric", "Electric cold logistics", &["se-coldlog", "se-trucks", "se-kth", "de-logistics"]),
+        ("c-oat", "Oat drink fermentation", &["se-dairy", "se-lund", "se-farm", "dk-enzymes"]),
+        ("c-waste-energy", "Food waste to energy", &["de-recycling", "dk-biogas", "se-biogas", "dk-au"]),
+        ("c-software", "Cold chain software", &["de-logichain", "de-logistics", "se-foodtech", "dk-coldtrace"]),
+        ("c-fibre", "Fibre packaging recycling", &["se-fibre", "dk-pack", "de-recycling", "se-rise"]),
+        ("c-beer", "Craft beer from local barley", &["dk-brewery", "dk-farm-holm", "dk-dti"]),
+        ("c-twin", "Dairy machinery digital twin", &["dk-machinery", "de-machinery", "de-engineering", "de-tum"]),
+    ];
+    projects.iter().map(|(id, title, members)| json!({ "id": id, "title": title, "members": members })).collect()
+}
