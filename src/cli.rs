@@ -281,6 +281,7 @@ fn refresh(settings: &Settings, export: Option<PathBuf>) -> anyhow::Result<()> {
         redis_url: settings.cache.redis_url.as_ref().map(|url| url.expose().to_string()),
         key_prefix: settings.cache.key_prefix.clone(),
         export,
+        chunk: crate::refresh::CHUNK,
     };
     let progress = std::sync::Arc::new(crate::refresh::Progress::default());
     let bar = ProgressBar::new(0).with_style(

@@ -122,6 +122,7 @@ impl Jobs {
             redis_url: settings.cache.redis_url.as_ref().map(|url| url.expose().to_string()),
             key_prefix: settings.cache.key_prefix.clone(),
             export: None,
+            chunk: refresh::CHUNK,
         };
         let dir = refresh::refresh_dir(&settings.data.dir);
         let running = job.clone();

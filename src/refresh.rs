@@ -27,7 +27,7 @@ use crate::engine::{Engine, ShortlistRequest};
 
 /// Firms per checkpoint: small enough that a kill loses seconds of work, large
 /// enough that the rayon pool stays busy between checkpoints.
-const CHUNK: usize = 1_000;
+pub const CHUNK: usize = 1_000;
 
 /// One line of a results file (and of `--export`).
 #[derive(Debug, Serialize, Deserialize)]
@@ -82,6 +82,8 @@ pub struct RefreshOptions {
     pub redis_url: Option<String>,
     pub key_prefix: String,
     pub export: Option<PathBuf>,
+    /// Firms per checkpoint ([`CHUNK`]).
+    pub chunk: usize,
 }
 
 /// Shared with whoever watches the run (the job API, a progress bar, metrics).
@@ -140,8 +142,8 @@ pub fn run(
     } else {
         let work = dir.join(format!("work-{generation}"));
         fs::create_dir_all(&work)?;
-        compute_chunks(engine, &model, &work, options.k, progress)?;
-        let lines = join_chunks(&work, model.len(), &results)?;
+        compute_chunks(engine, &model, &work, options, progress)?;
+        let lines = join_chunks(&work, model.len(), options.chunk, &results)?;
         if options.redis_url.is_some() {
             publish_to_redis(options, generation, &lines)?;
         }
@@ -190,14 +192,14 @@ fn compute_chunks(
     engine: &Engine,
     model: &Arc<FittedModel>,
     work: &Path,
-    k: usize,
+    options: &RefreshOptions,
     progress: &Progress,
 ) -> anyhow::Result<()> {
-    let firms = model.len();
-    let chunks = firms.div_ceil(CHUNK);
+    let (firms, size, k) = (model.len(), options.chunk.max(1), options.k);
+    let chunks = firms.div_ceil(size);
     let mut last_log = Instant::now();
     for chunk in 0..chunks {
-        let range = chunk * CHUNK..((chunk + 1) * CHUNK).min(firms);
+        let range = chunk * size..((chunk + 1) * size).min(firms);
         let path = work.join(format!("chunk-{chunk:06}.jsonl"));
         if path.exists() {
             progress.resumed.fetch_add(range.len() as u64, Ordering::Relaxed);
@@ -239,11 +241,11 @@ fn compute_chunks(
     Ok(())
 }
 
-fn join_chunks(work: &Path, firms: usize, results: &Path) -> anyhow::Result<Vec<PartnerLine>> {
+fn join_chunks(work: &Path, firms: usize, size: usize, results: &Path) -> anyhow::Result<Vec<PartnerLine>> {
     let staging = results.with_extension("jsonl.tmp");
     let mut writer = BufWriter::new(fs::File::create(&staging)?);
     let mut lines = Vec::with_capacity(firms);
-    for chunk in 0..firms.div_ceil(CHUNK) {
+    for chunk in 0..firms.div_ceil(size.max(1)) {
         for line in BufReader::new(fs::File::open(work.join(format!("chunk-{chunk:06}.jsonl")))?).lines() {
             let line = line?;
             writeln!(writer, "{line}")?;
