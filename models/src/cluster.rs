@@ -69,20 +69,27 @@ impl Clusters {
         order
     }
 
-    /// Approximate nearest firms by cosine: scan the `probes` nearest lists.
+    /// Approximate nearest firms by cosine: scan the nearest lists, up to `probes`
+    /// of them, and stop once `budget` firms were scanned. The budget keeps the
+    /// cost of a query flat as the catalogue grows (lists grow with it), which is
+    /// what lets the batch refresh scale linearly rather than quadratically.
     pub fn neighbours(
         &self,
         embeddings: ArrayView2<f32>,
         query: ArrayView1<f32>,
         probes: usize,
+        budget: usize,
         limit: usize,
     ) -> Vec<(u32, f32)> {
-        let mut scored: Vec<(u32, f32)> = self
-            .nearest(query, probes)
-            .into_iter()
-            .flat_map(|cluster| self.lists[cluster as usize].iter().copied())
-            .map(|firm| (firm, embeddings.row(firm as usize).dot(&query)))
-            .collect();
+        let mut scored: Vec<(u32, f32)> = Vec::with_capacity(budget.min(embeddings.nrows()));
+        for cluster in self.nearest(query, probes) {
+            if scored.len() >= budget {
+                break;
+            }
+            scored.extend(
+                self.lists[cluster as usize].iter().map(|&firm| (firm, embeddings.row(firm as usize).dot(&query))),
+            );
+        }
         let limit = limit.min(scored.len());
         if limit == 0 {
             return Vec::new();
@@ -105,7 +112,7 @@ mod tests {
         let clusters = Clusters::fit(embeddings.view(), 2, 7);
         assert_eq!(clusters.assignment[0], clusters.assignment[1]);
         assert_ne!(clusters.assignment[0], clusters.assignment[2]);
-        let near = clusters.neighbours(embeddings.view(), array![1.0f32, 0.0].view(), 1, 2);
+        let near = clusters.neighbours(embeddings.view(), array![1.0f32, 0.0].view(), 1, 100, 2);
         assert_eq!(near.iter().map(|(f, _)| *f).collect::<Vec<_>>(), vec![0, 1]);
     }
 }

@@ -322,7 +322,9 @@ impl FittedModel {
         };
         if let Some(vector) = &query.combined {
             let probes = (self.clusters.lists.len() / 16).clamp(4, 32);
-            for (firm, _) in self.clusters.neighbours(view.embeddings.view(), vector.view(), probes, per_source) {
+            let budget = (per_source * 20).max(2_000);
+            for (firm, _) in self.clusters.neighbours(view.embeddings.view(), vector.view(), probes, budget, per_source)
+            {
                 push(firm, &mut out);
             }
         }
