@@ -23,6 +23,9 @@ use crate::{Collaboration, Firm, Kind, nace};
 /// klynge is asked for networks of five or more, and pairs and triples tie together
 /// differently (bilateral contracts rather than consortia).
 const MIN_TRAINING_MEMBERS: usize = 5;
+/// Past projects scored per query at most (roughly): beyond this many projects,
+/// only those of the nearest clusters are scanned.
+const PROJECT_SCAN_BUDGET: usize = 3_000;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ModelParams {
@@ -93,6 +96,9 @@ pub struct FittedModel {
     /// Members of each collaboration (firm positions) and its title embedding.
     pub projects: Vec<Vec<u32>>,
     pub project_embeddings: Array2<f32>,
+    /// Projects by the firm cluster nearest to their title embedding.
+    #[serde(default)]
+    pub project_lists: Vec<Vec<u32>>,
     /// Firms of each input-output row, most experienced first (capped).
     pub firms_by_row: Vec<Vec<u32>>,
     #[serde(skip)]
@@ -176,6 +182,7 @@ impl FittedModel {
             params.clusters.unwrap_or(Clusters::default_count(firms.len())),
             params.seed,
         );
+        let project_lists = project_lists(&clusters, &project_embeddings);
         let meta = build_meta(firms, &text, &embeddings);
         let (kind_lift, kind_prior) = kind_statistics(&meta, &memberships);
         let mut experienced: Vec<u32> = (0..firms.len() as u32).filter(|&f| graph.collaborations(f) > 0).collect();
@@ -207,6 +214,7 @@ impl FittedModel {
             experienced,
             projects,
             project_embeddings,
+            project_lists,
             firms_by_row,
             lookup,
         };
@@ -237,6 +245,10 @@ impl FittedModel {
     /// Restores what serialisation skips (embeddings come from their own file).
     pub fn restore(&mut self, embeddings: Array2<f32>) {
         self.embeddings = embeddings;
+        if self.project_lists.is_empty() {
+            // Saved before projects were indexed by cluster.
+            self.project_lists = project_lists(&self.clusters, &self.project_embeddings);
+        }
         self.lookup = self.ids.iter().enumerate().map(|(i, id)| (id.clone(), i as u32)).collect();
     }
 
@@ -650,20 +662,35 @@ impl FittedModel {
         if self.projects.is_empty() {
             return out;
         }
-        let scores = self.project_embeddings.dot(query);
-        let mut order: Vec<u32> = (0..scores.len() as u32)
-            .filter(|p| scores[*p as usize] > 0.0 && view.hidden.is_none_or(|hidden| !hidden.contains(p)))
+        // Past projects live in the firms' embedding space, so the firm clusters
+        // index them too: a large catalogue scans the projects of the nearest
+        // clusters (within a budget) instead of all of them.
+        let scanned: Vec<u32> = if self.projects.len() <= PROJECT_SCAN_BUDGET || self.project_lists.is_empty() {
+            (0..self.projects.len() as u32).collect()
+        } else {
+            let mut scanned = Vec::with_capacity(PROJECT_SCAN_BUDGET * 2);
+            for cluster in self.clusters.nearest(query.view(), 32) {
+                if scanned.len() >= PROJECT_SCAN_BUDGET {
+                    break;
+                }
+                scanned.extend_from_slice(&self.project_lists[cluster as usize]);
+            }
+            scanned
+        };
+        let mut scored: Vec<(u32, f32)> = scanned
+            .into_iter()
+            .filter(|p| view.hidden.is_none_or(|hidden| !hidden.contains(p)))
+            .map(|p| (p, self.project_embeddings.row(p as usize).dot(query)))
+            .filter(|(_, score)| *score > 0.0)
             .collect();
-        let top = TOP.min(order.len());
+        let top = TOP.min(scored.len());
         if top == 0 {
             return out;
         }
-        order.select_nth_unstable_by(top - 1, |&a, &b| {
-            scores[b as usize].total_cmp(&scores[a as usize]).then(a.cmp(&b))
-        });
-        for &project in &order[..top] {
+        scored.select_nth_unstable_by(top - 1, |a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        for &(project, score) in &scored[..top] {
             for &member in &self.projects[project as usize] {
-                *out.entry(member).or_default() += scores[project as usize];
+                *out.entry(member).or_default() += score;
             }
         }
         out
@@ -672,6 +699,22 @@ impl FittedModel {
     pub fn embedding(&self, firm: u32) -> ArrayView1<'_, f32> {
         self.embeddings.row(firm as usize)
     }
+}
+
+/// Each project under the firm cluster nearest to its title embedding.
+fn project_lists(clusters: &Clusters, project_embeddings: &Array2<f32>) -> Vec<Vec<u32>> {
+    let nearest: Vec<Option<u32>> = project_embeddings
+        .outer_iter()
+        .into_par_iter()
+        .map(|vector| clusters.nearest(vector, 1).first().copied())
+        .collect();
+    let mut lists = vec![Vec::new(); clusters.lists.len()];
+    for (project, cluster) in nearest.into_iter().enumerate() {
+        if let Some(cluster) = cluster {
+            lists[cluster as usize].push(project as u32);
+        }
+    }
+    lists
 }
 
 /// Until there are enough collaborations to learn from, only content signals
