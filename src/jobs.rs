@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use croner::Cron;
 use serde::Serialize;
@@ -30,7 +29,6 @@ pub enum Status {
 pub struct Job {
     pub id: String,
     trigger: &'static str,
-    started: Instant,
     started_at: String,
     progress: Arc<Progress>,
     state: Mutex<JobState>,
@@ -51,7 +49,7 @@ impl Job {
     /// What the job API shows.
     pub fn view(&self) -> Value {
         let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let (rate, eta) = refresh::rate_and_eta(&self.progress, self.started.elapsed());
+        let (rate, eta) = refresh::rate_and_eta(&self.progress);
         json!({
             "id": self.id,
             "kind": "refresh",
@@ -60,6 +58,7 @@ impl Job {
             "started_at": self.started_at,
             "finished_at": state.finished_at,
             "progress": {
+                "phase": self.progress.phase(),
                 "firms_total": self.progress.total.load(Ordering::Relaxed),
                 "firms_done": self.progress.done.load(Ordering::Relaxed),
                 "firms_resumed": self.progress.resumed.load(Ordering::Relaxed),
@@ -103,7 +102,6 @@ impl Jobs {
         let job = Arc::new(Job {
             id: uuid::Uuid::new_v4().to_string(),
             trigger,
-            started: Instant::now(),
             started_at: crate::ingest::now_rfc3339(),
             progress: Arc::new(Progress::default()),
             state: Mutex::new(JobState { status: Status::Running, finished_at: None, error: None, outcome: None }),

@@ -89,6 +89,10 @@ pub struct RefreshOptions {
 /// Shared with whoever watches the run (the job API, a progress bar, metrics).
 #[derive(Debug, Default)]
 pub struct Progress {
+    /// `fitting`, `scoring`, `publishing` or `done`; empty before the run starts.
+    pub phase: std::sync::Mutex<&'static str>,
+    /// When scoring started, for the rate: fitting time is not scoring time.
+    scoring_since: std::sync::OnceLock<Instant>,
     pub total: AtomicU64,
     pub done: AtomicU64,
     /// Firms whose partners came from an earlier, interrupted run.
@@ -105,6 +109,19 @@ pub struct RefreshOutcome {
     pub seconds: f64,
 }
 
+impl Progress {
+    fn set_phase(&self, phase: &'static str) {
+        if phase == "scoring" {
+            let _ = self.scoring_since.set(Instant::now());
+        }
+        *self.phase.lock().unwrap_or_else(|p| p.into_inner()) = phase;
+    }
+
+    pub fn phase(&self) -> &'static str {
+        *self.phase.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 /// Where the refresh keeps its results: `<data dir>/refresh`.
 pub fn refresh_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("refresh")
@@ -119,7 +136,9 @@ pub fn run(
     progress: &Progress,
 ) -> anyhow::Result<RefreshOutcome> {
     let started = Instant::now();
+    progress.set_phase("fitting");
     let Some(model) = engine.fit_detached()? else {
+        progress.set_phase("done");
         return Ok(RefreshOutcome {
             generation: engine.index().generation(),
             firms: 0,
@@ -142,7 +161,9 @@ pub fn run(
     } else {
         let work = dir.join(format!("work-{generation}"));
         fs::create_dir_all(&work)?;
+        progress.set_phase("scoring");
         compute_chunks(engine, &model, &work, options, progress)?;
+        progress.set_phase("publishing");
         let lines = join_chunks(&work, model.len(), options.chunk, &results)?;
         if options.redis_url.is_some() {
             publish_to_redis(options, generation, &lines)?;
@@ -157,6 +178,7 @@ pub fn run(
     }
     let precomputed = Precomputed::from_lines(&model, options.k, &lines)?;
     engine.install(model.clone(), Some(Arc::new(precomputed)));
+    progress.set_phase("done");
     let outcome = RefreshOutcome {
         generation,
         firms: lines.len(),
@@ -330,7 +352,8 @@ fn publish_to_redis(options: &RefreshOptions, generation: u64, lines: &[PartnerL
 }
 
 /// Firms computed per second and the time left, for progress displays.
-pub fn rate_and_eta(progress: &Progress, elapsed: Duration) -> (f64, Option<f64>) {
+pub fn rate_and_eta(progress: &Progress) -> (f64, Option<f64>) {
+    let elapsed = progress.scoring_since.get().map_or(Duration::ZERO, Instant::elapsed);
     let done = progress.done.load(Ordering::Relaxed).saturating_sub(progress.resumed.load(Ordering::Relaxed));
     let total = progress.total.load(Ordering::Relaxed);
     let left = total.saturating_sub(progress.done.load(Ordering::Relaxed));
