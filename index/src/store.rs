@@ -420,19 +420,41 @@ impl FirmIndex {
         }
         let query = self.text_query(&cleaned, &searched);
         let searcher = self.reader.searcher();
-        let top = searcher.search(&query, &TopDocs::with_limit(limit).order_by_score())?;
-        let id_column = |segment: u32| searcher.segment_reader(segment).fast_fields().str("id").ok().flatten();
-        let mut matches = Vec::with_capacity(top.len());
-        for (score, address) in top {
-            let Some(column) = id_column(address.segment_ord) else {
-                continue;
-            };
-            let mut id = String::new();
-            if let Some(ord) = column.term_ords(address.doc_id).next() {
-                column.ord_to_str(ord, &mut id).ok();
+        // A few extra hits so that equal scores at the cut are settled by id, not by
+        // which segment a document happened to land in: the same catalogue gives the
+        // same matches however it was written.
+        let top = searcher.search(&query, &TopDocs::with_limit(limit + 16).order_by_score())?;
+        // Ids are read per segment with the ordinals sorted, so each dictionary
+        // block is decompressed once rather than once per hit.
+        let mut matches: Vec<TextMatch> =
+            top.iter().map(|(score, _)| TextMatch { id: String::new(), score: *score }).collect();
+        let mut by_segment: std::collections::BTreeMap<u32, Vec<(u64, usize)>> = Default::default();
+        let mut columns = std::collections::HashMap::new();
+        for (hit, (_, address)) in top.iter().enumerate() {
+            let column = columns
+                .entry(address.segment_ord)
+                .or_insert_with(|| searcher.segment_reader(address.segment_ord).fast_fields().str("id").ok().flatten());
+            if let Some(ord) = column.as_ref().and_then(|column| column.term_ords(address.doc_id).next()) {
+                by_segment.entry(address.segment_ord).or_default().push((ord, hit));
             }
-            matches.push(TextMatch { id, score });
         }
+        for (segment, mut hits) in by_segment {
+            let Some(Some(column)) = columns.get(&segment) else { continue };
+            hits.sort_unstable();
+            let ords: Vec<u64> = hits.iter().map(|(ord, _)| *ord).collect();
+            let mut next = hits.iter().map(|(_, hit)| *hit);
+            column
+                .dictionary()
+                .sorted_ords_to_term_cb(&ords, |bytes| {
+                    if let Some(hit) = next.next() {
+                        matches[hit].id = String::from_utf8_lossy(bytes).into_owned();
+                    }
+                })
+                .map_err(|error| IndexError::Corrupt(format!("id dictionary: {error}")))?;
+        }
+        matches.retain(|found| !found.id.is_empty());
+        matches.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
+        matches.truncate(limit);
         Ok(matches)
     }
 }
