@@ -82,6 +82,9 @@ enum Command {
         /// Also write the results as JSON Lines to this file.
         #[arg(long, value_name = "FILE.jsonl")]
         export: Option<PathBuf>,
+        /// Also assemble the network around every firm (default: `refresh.networks`).
+        #[arg(long)]
+        networks: bool,
     },
     /// Build a synthetic catalogue of N profiles by resampling the real companies of
     /// a FinanceDatabase extract (shared/data/firms/firms.jsonl.gz), with ties.
@@ -206,10 +209,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Refresh { data, redis, k, export } => {
+        Command::Refresh { data, redis, k, export, networks } => {
             let settings = load_settings(
                 cli.config,
-                vec![data_override(&data), ("cache.redis_url", redis), ("refresh.k", k.map(|k| k.to_string()))],
+                vec![
+                    data_override(&data),
+                    ("cache.redis_url", redis),
+                    ("refresh.k", k.map(|k| k.to_string())),
+                    ("refresh.networks", networks.then(|| "true".to_string())),
+                ],
             )?;
             crate::telemetry::init_logging(&settings.log);
             refresh(&settings, export)
@@ -282,6 +290,7 @@ fn refresh(settings: &Settings, export: Option<PathBuf>) -> anyhow::Result<()> {
         key_prefix: settings.cache.key_prefix.clone(),
         export,
         chunk: crate::refresh::CHUNK,
+        networks: settings.refresh.networks,
     };
     let progress = std::sync::Arc::new(crate::refresh::Progress::default());
     let bar = ProgressBar::new(0).with_style(

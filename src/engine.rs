@@ -200,6 +200,23 @@ impl Engine {
         })
     }
 
+    /// The network around `id` from the last batch refresh, explained, when that
+    /// refresh computed networks on the index and model serving now.
+    pub fn precomputed_network(
+        &self,
+        id: &str,
+    ) -> Option<Result<crate::networks::NetworkResponse, crate::networks::NetworkError>> {
+        let Serving { model: Some(model), precomputed: Some(precomputed) } = self.serving() else {
+            return None;
+        };
+        if precomputed.generation != model.generation || model.generation != self.index.generation() {
+            return None;
+        }
+        let network = precomputed.network(model.position(id)?)?;
+        let request = crate::networks::NetworkRequest::around(id);
+        Some(self.explain_network(&model, &request, &network.members, network.score, network.breakdown.clone()))
+    }
+
     /// The generation recommendations are keyed on: index and model together, so
     /// a write or a refit makes every cached answer unreachable.
     pub fn cache_generation(&self) -> String {
@@ -305,8 +322,28 @@ impl Engine {
         model: &Arc<FittedModel>,
         request: &ShortlistRequest,
     ) -> Result<Shortlist, EngineError> {
-        let model = model.clone();
-        let anchors = match self.positions(&model, &request.anchors) {
+        let (query, candidates_scored, ranked) = self.ranked(model, request)?;
+        Ok(Shortlist {
+            generation: self.index.generation(),
+            model_generation: model.generation,
+            candidates_scored,
+            partners: ranked.iter().map(|&(c, _)| self.partner(model, &query, c)).collect(),
+        })
+    }
+
+    /// The ranking of [`Engine::shortlist_with`] without the explanations: the
+    /// number of candidates scored and the top `(position, score)` pairs. The
+    /// batch refresh keeps only these.
+    pub fn rank_with(
+        &self,
+        model: &FittedModel,
+        request: &ShortlistRequest,
+    ) -> Result<(usize, Vec<(u32, f32)>), EngineError> {
+        self.ranked(model, request).map(|(_, scored, ranked)| (scored, ranked))
+    }
+
+    fn ranked(&self, model: &FittedModel, request: &ShortlistRequest) -> Result<Ranked, EngineError> {
+        let anchors = match self.positions(model, &request.anchors) {
             Err(EngineError::UnknownFirms(ids)) => {
                 // Known to the index but not to the model: added since the last fit.
                 let missing = self.index.missing_firms(&ids)?;
@@ -318,24 +355,18 @@ impl Engine {
             other => other?,
         };
         let query = model.prepare(&Query { anchors: anchors.clone(), text: request.opportunity.clone() });
-        let candidates = self.candidates(&model, &query, request.opportunity.as_deref())?;
+        let candidates = self.candidates(model, &query, request.opportunity.as_deref())?;
         let excluded: HashSet<u32> = request.filters.exclude.iter().filter_map(|id| model.position(id)).collect();
         let mut scored: Vec<(u32, f32)> = candidates
             .iter()
             .copied()
-            .filter(|c| !excluded.contains(c) && self.passes(&model, *c, &request.filters))
+            .filter(|c| !excluded.contains(c) && self.passes(model, *c, &request.filters))
             .map(|c| (c, model.score(&query, c).score))
             .filter(|(_, score)| *score >= request.filters.min_score)
             .collect();
         scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         scored.truncate(request.k);
-        let partners = scored.iter().map(|&(c, _)| self.partner(&model, &query, c)).collect();
-        Ok(Shortlist {
-            generation: self.index.generation(),
-            model_generation: model.generation,
-            candidates_scored: candidates.len(),
-            partners,
-        })
+        Ok((query, candidates.len(), scored))
     }
 
     pub fn positions(&self, model: &FittedModel, ids: &[String]) -> Result<Vec<u32>, EngineError> {
@@ -427,6 +458,9 @@ impl Engine {
         }
     }
 }
+
+/// A prepared query, how many candidates were scored, and the top `(position, score)`.
+type Ranked = (PreparedQuery, usize, Vec<(u32, f32)>);
 
 /// Where model artefacts live: `<data dir>/models`.
 pub fn model_dir(data_dir: &std::path::Path) -> PathBuf {

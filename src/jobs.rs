@@ -121,6 +121,7 @@ impl Jobs {
             key_prefix: settings.cache.key_prefix.clone(),
             export: None,
             chunk: refresh::CHUNK,
+            networks: settings.refresh.networks,
         };
         let dir = refresh::refresh_dir(&settings.data.dir);
         let running = job.clone();

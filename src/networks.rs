@@ -89,12 +89,42 @@ pub enum NetworkError {
     Unsatisfiable(String),
 }
 
+impl NetworkRequest {
+    /// The network a firm's own page proposes: the firm and 4–7 partners, no other
+    /// rules. The batch refresh precomputes it for every firm when asked to.
+    pub fn around(firm: &str) -> NetworkRequest {
+        NetworkRequest {
+            anchors: vec![firm.to_string()],
+            opportunity: None,
+            min: 5,
+            max: 8,
+            kinds: Vec::new(),
+            min_sme: 0,
+            sectors: Vec::new(),
+            stages: Vec::new(),
+            countries: Vec::new(),
+            regions: Vec::new(),
+            max_per_country: None,
+            lock: Vec::new(),
+            exclude: Vec::new(),
+            alternatives: 0,
+            k_candidates: 100,
+        }
+    }
+}
+
 impl Engine {
     pub fn network(&self, request: &NetworkRequest) -> Result<NetworkResponse, NetworkError> {
         let model = self.model().ok_or(EngineError::NoModel)?;
-        let anchors = self.checked_positions(&model, &request.anchors)?;
-        let locked = self.checked_positions(&model, &request.lock)?;
-        let excluded: HashSet<u32> = self.checked_positions(&model, &request.exclude)?.into_iter().collect();
+        self.network_with(&model, request)
+    }
+
+    /// [`Engine::network`] with a given model (the batch refresh uses one that is
+    /// not serving yet).
+    pub fn network_with(&self, model: &FittedModel, request: &NetworkRequest) -> Result<NetworkResponse, NetworkError> {
+        let anchors = self.checked_positions(model, &request.anchors)?;
+        let locked = self.checked_positions(model, &request.lock)?;
+        let excluded: HashSet<u32> = self.checked_positions(model, &request.exclude)?.into_iter().collect();
         let mut required: Vec<u32> = anchors.clone();
         for &firm in &locked {
             if !required.contains(&firm) {
@@ -117,15 +147,15 @@ impl Engine {
         };
         let query = model.prepare(&Query { anchors: required.clone(), text: request.opportunity.clone() });
         let mut pool: Vec<u32> = self
-            .candidates(&model, &query, request.opportunity.as_deref())?
+            .candidates(model, &query, request.opportunity.as_deref())?
             .into_iter()
             .filter(|&c| allowed(c) && !required.contains(&c))
             .collect();
-        self.ensure_requirements(&model, &query, request, &required, &allowed, &mut pool)?;
+        self.ensure_requirements(model, &query, request, &required, &allowed, &mut pool)?;
         let mut candidates: Vec<Candidate> =
             pool.iter().map(|&firm| Candidate { firm, relevance: model.score(&query, firm).score }).collect();
         candidates.sort_by(|a, b| b.relevance.total_cmp(&a.relevance).then(a.firm.cmp(&b.firm)));
-        let must_keep: HashSet<u32> = self.requirement_holders(&model, request, &pool);
+        let must_keep: HashSet<u32> = self.requirement_holders(model, request, &pool);
         let mut kept: Vec<Candidate> = candidates.iter().take(request.k_candidates).copied().collect();
         kept.extend(candidates.iter().skip(request.k_candidates).filter(|c| must_keep.contains(&c.firm)));
         for &firm in &required {
@@ -142,10 +172,10 @@ impl Engine {
             max_per_country: request.max_per_country,
             alternatives: request.alternatives,
         };
-        let networks = network::assemble(&model, &spec, &kept)
+        let networks = network::assemble(model, &spec, &kept)
             .map_err(|infeasible| NetworkError::Unsatisfiable(infeasible.to_string()))?;
         let mut bodies = networks.iter().map(|n| {
-            self.network_body(&model, &query, request, &anchors, &locked, &n.members, n.score, n.breakdown.clone())
+            self.network_body(model, &query, request, &anchors, &locked, &n.members, n.score, n.breakdown.clone())
         });
         let best = bodies.next().expect("assemble returns at least one network");
         Ok(NetworkResponse {
@@ -153,6 +183,27 @@ impl Engine {
             model_generation: model.generation,
             network: best,
             alternatives: bodies.collect(),
+        })
+    }
+
+    /// A network chosen earlier (by the batch refresh, for `request`), explained
+    /// as [`Engine::network`] explains the ones it assembles.
+    pub fn explain_network(
+        &self,
+        model: &FittedModel,
+        request: &NetworkRequest,
+        members: &[u32],
+        score: f32,
+        breakdown: Breakdown,
+    ) -> Result<NetworkResponse, NetworkError> {
+        let anchors = self.checked_positions(model, &request.anchors)?;
+        let locked = self.checked_positions(model, &request.lock)?;
+        let query = model.prepare(&Query { anchors: anchors.clone(), text: request.opportunity.clone() });
+        Ok(NetworkResponse {
+            generation: self.index().generation(),
+            model_generation: model.generation,
+            network: self.network_body(model, &query, request, &anchors, &locked, members, score, breakdown),
+            alternatives: Vec::new(),
         })
     }
 

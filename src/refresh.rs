@@ -1,6 +1,6 @@
-//! The nightly batch refresh: every firm's top-k partners recomputed with the
-//! current model (refitted first when profiles changed), written under the
-//! model's generation and switched in at once.
+//! The nightly batch refresh: every firm's top-k partners (and, when asked, the
+//! network around it) recomputed with the current model (refitted first when
+//! profiles changed), written under the model's generation and switched in at once.
 //!
 //! On disk (`<data dir>/refresh/`) a run works in `work-<generation>/`, one file
 //! per chunk of firms, each written to a temporary name and renamed when whole:
@@ -10,7 +10,9 @@
 //! chunk is done they are joined into `partners-<generation>.jsonl`, published
 //! to Redis when one is configured (a hash per generation, then the pointer
 //! `<prefix>:refresh:current`), and only then is `CURRENT` renamed to point at
-//! them; a failure anywhere before leaves the previous results serving.
+//! them; a failure anywhere before leaves the previous results serving. A run
+//! with networks names its files `<generation>-networks` instead, so it never
+//! resumes from, or counts as fresh, a run without them (and the reverse).
 
 use std::fs;
 use std::io::{BufRead, BufReader, BufWriter, Write};
@@ -20,10 +22,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use klynge_models::model::FittedModel;
+use klynge_models::network::Breakdown;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::{Engine, ShortlistRequest};
+use crate::networks::{NetworkError, NetworkRequest};
 
 /// Firms per checkpoint: small enough that a kill loses seconds of work, large
 /// enough that the rayon pool stays busy between checkpoints.
@@ -36,6 +40,18 @@ pub struct PartnerLine {
     pub generation: u64,
     pub candidates_scored: usize,
     pub partners: Vec<ScoredId>,
+    /// The network around the firm ([`NetworkRequest::around`]), when the run
+    /// computed networks and one could be assembled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkLine>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct NetworkLine {
+    /// The firm first, then the partners in the order the assembly chose them.
+    pub members: Vec<String>,
+    pub score: f32,
+    pub breakdown: Breakdown,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -49,6 +65,14 @@ pub struct Precomputed {
     pub generation: u64,
     pub k: usize,
     lists: Vec<(u32, Vec<(u32, f32)>)>,
+    /// Empty when the run computed no networks.
+    networks: Vec<Option<PrecomputedNetwork>>,
+}
+
+pub struct PrecomputedNetwork {
+    pub members: Vec<u32>,
+    pub score: f32,
+    pub breakdown: Breakdown,
 }
 
 impl Precomputed {
@@ -58,8 +82,15 @@ impl Precomputed {
         self.lists.get(position as usize).map(|(scored, list)| (*scored as usize, list.as_slice()))
     }
 
+    /// The network around the firm at `position`, when the run computed networks.
+    pub fn network(&self, position: u32) -> Option<&PrecomputedNetwork> {
+        self.networks.get(position as usize)?.as_ref()
+    }
+
     fn from_lines(model: &FittedModel, k: usize, lines: &[PartnerLine]) -> anyhow::Result<Precomputed> {
         let mut lists = vec![(0, Vec::new()); model.len()];
+        let mut networks: Vec<Option<PrecomputedNetwork>> = Vec::new();
+        let unknown = |firm: &str| anyhow::anyhow!("a partner of `{firm}` is not in the model");
         for line in lines {
             let position =
                 model.position(&line.firm).ok_or_else(|| anyhow::anyhow!("`{}` is not in the model", line.firm))?;
@@ -68,10 +99,23 @@ impl Precomputed {
                 .iter()
                 .map(|p| model.position(&p.id).map(|q| (q, p.score)))
                 .collect::<Option<Vec<_>>>()
-                .ok_or_else(|| anyhow::anyhow!("a partner of `{}` is not in the model", line.firm))?;
+                .ok_or_else(|| unknown(&line.firm))?;
             lists[position as usize] = (line.candidates_scored as u32, list);
+            if let Some(network) = &line.network {
+                if networks.is_empty() {
+                    networks.resize_with(model.len(), || None);
+                }
+                let members = network
+                    .members
+                    .iter()
+                    .map(|id| model.position(id))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| unknown(&line.firm))?;
+                networks[position as usize] =
+                    Some(PrecomputedNetwork { members, score: network.score, breakdown: network.breakdown.clone() });
+            }
         }
-        Ok(Precomputed { generation: model.generation, k, lists })
+        Ok(Precomputed { generation: model.generation, k, lists, networks })
     }
 }
 
@@ -84,6 +128,16 @@ pub struct RefreshOptions {
     pub export: Option<PathBuf>,
     /// Firms per checkpoint ([`CHUNK`]).
     pub chunk: usize,
+    /// Also assemble the network around every firm (several times the cost of
+    /// its partners alone).
+    pub networks: bool,
+}
+
+impl RefreshOptions {
+    /// The name a run's files carry: the generation, marked when it has networks.
+    fn stem(&self, generation: u64) -> String {
+        if self.networks { format!("{generation}-networks") } else { generation.to_string() }
+    }
 }
 
 /// Shared with whoever watches the run (the job API, a progress bar, metrics).
@@ -149,9 +203,10 @@ pub fn run(
         });
     };
     let generation = model.generation;
-    let results = dir.join(format!("partners-{generation}.jsonl"));
+    let stem = options.stem(generation);
+    let results = dir.join(format!("partners-{stem}.jsonl"));
     let current = fs::read_to_string(dir.join("CURRENT")).ok();
-    let already_fresh = current.as_deref().map(str::trim) == Some(generation.to_string().as_str())
+    let already_fresh = current.as_deref().map(str::trim) == Some(stem.as_str())
         && results.exists()
         && (options.redis_url.is_none() || redis_is_current(options, generation));
     progress.total.store(model.len() as u64, Ordering::Relaxed);
@@ -159,7 +214,7 @@ pub fn run(
     let lines = if already_fresh {
         read_lines(&results)?
     } else {
-        let work = dir.join(format!("work-{generation}"));
+        let work = dir.join(format!("work-{stem}"));
         fs::create_dir_all(&work)?;
         progress.set_phase("scoring");
         compute_chunks(engine, &model, &work, options, progress)?;
@@ -168,8 +223,8 @@ pub fn run(
         if options.redis_url.is_some() {
             publish_to_redis(options, generation, &lines)?;
         }
-        switch_current(dir, generation)?;
-        remove_other_generations(dir, generation);
+        switch_current(dir, &stem)?;
+        remove_other_generations(dir, &stem);
         lines
     };
     progress.done.store(model.len() as u64, Ordering::Relaxed);
@@ -202,10 +257,11 @@ pub fn load_current(dir: &Path, model: &FittedModel, k: usize) -> anyhow::Result
     let Ok(current) = fs::read_to_string(dir.join("CURRENT")) else {
         return Ok(None);
     };
-    if current.trim() != model.generation.to_string() {
+    let stem = current.trim();
+    if stem.split('-').next() != Some(model.generation.to_string().as_str()) {
         return Ok(None);
     }
-    let lines = read_lines(&dir.join(format!("partners-{}.jsonl", model.generation)))?;
+    let lines = read_lines(&dir.join(format!("partners-{stem}.jsonl")))?;
     let k = lines.iter().map(|line| line.partners.len()).max().unwrap_or(0).max(k);
     Precomputed::from_lines(model, k, &lines).map(Some)
 }
@@ -234,12 +290,17 @@ fn compute_chunks(
             .map(|position| {
                 let firm = model.id(position as u32).to_string();
                 let request = ShortlistRequest { anchors: vec![firm.clone()], k, ..Default::default() };
-                let shortlist = engine.shortlist_with(model, &request)?;
+                let (candidates_scored, ranked) = engine.rank_with(model, &request)?;
+                let network = if options.networks { network_around(engine, model, &firm)? } else { None };
                 let line = PartnerLine {
                     firm,
                     generation: model.generation,
-                    candidates_scored: shortlist.candidates_scored,
-                    partners: shortlist.partners.into_iter().map(|p| ScoredId { id: p.id, score: p.score }).collect(),
+                    candidates_scored,
+                    partners: ranked
+                        .into_iter()
+                        .map(|(c, score)| ScoredId { id: model.id(c).to_string(), score })
+                        .collect(),
+                    network,
                 };
                 progress.done.fetch_add(1, Ordering::Relaxed);
                 Ok(serde_json::to_string(&line)?)
@@ -263,6 +324,20 @@ fn compute_chunks(
     Ok(())
 }
 
+/// The network around `firm`, or `None` when no network can be built around it
+/// (a catalogue too small, say); any other failure fails the run.
+fn network_around(engine: &Engine, model: &FittedModel, firm: &str) -> anyhow::Result<Option<NetworkLine>> {
+    match engine.network_with(model, &NetworkRequest::around(firm)) {
+        Ok(response) => Ok(Some(NetworkLine {
+            members: response.network.members.into_iter().map(|m| m.partner.id).collect(),
+            score: response.network.score,
+            breakdown: response.network.breakdown,
+        })),
+        Err(NetworkError::Unsatisfiable(_)) => Ok(None),
+        Err(NetworkError::Engine(error)) => Err(error.into()),
+    }
+}
+
 fn join_chunks(work: &Path, firms: usize, size: usize, results: &Path) -> anyhow::Result<Vec<PartnerLine>> {
     let staging = results.with_extension("jsonl.tmp");
     let mut writer = BufWriter::new(fs::File::create(&staging)?);
@@ -284,15 +359,15 @@ fn read_lines(path: &Path) -> anyhow::Result<Vec<PartnerLine>> {
     BufReader::new(fs::File::open(path)?).lines().map(|line| Ok(serde_json::from_str(&line?)?)).collect()
 }
 
-fn switch_current(dir: &Path, generation: u64) -> anyhow::Result<()> {
+fn switch_current(dir: &Path, stem: &str) -> anyhow::Result<()> {
     let staging = dir.join(".CURRENT.tmp");
-    fs::write(&staging, generation.to_string())?;
+    fs::write(&staging, stem)?;
     fs::File::open(&staging)?.sync_all()?;
     fs::rename(&staging, dir.join("CURRENT"))?;
     Ok(())
 }
 
-fn remove_other_generations(dir: &Path, keep: u64) {
+fn remove_other_generations(dir: &Path, keep: &str) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };
@@ -326,19 +401,24 @@ fn redis_is_current(options: &RefreshOptions, generation: u64) -> bool {
         .is_ok_and(|current| current == Some(generation))
 }
 
-/// Writes every firm's list into the hash `<prefix>:refresh:<generation>`, then
-/// moves the pointer and drops the previous generation's hash; other replicas
-/// and systems read the generation the pointer names.
+/// Writes every firm's list into the hash `<prefix>:refresh:<generation>` (and
+/// its network into `<prefix>:refresh:<generation>:networks`), then moves the
+/// pointer and drops the previous generation's hashes; other replicas and
+/// systems read the generation the pointer names.
 fn publish_to_redis(options: &RefreshOptions, generation: u64, lines: &[PartnerLine]) -> anyhow::Result<()> {
     let mut connection = redis_connection(options)?;
     let fail = |e: redis::RedisError| anyhow::anyhow!("redis unavailable: {e}");
     let hash = format!("{}:refresh:{generation}", options.key_prefix);
+    let networks = format!("{hash}:networks");
     let pointer = format!("{}:refresh:current", options.key_prefix);
-    redis::cmd("UNLINK").arg(&hash).query::<()>(&mut connection).map_err(fail)?;
+    redis::cmd("UNLINK").arg(&hash).arg(&networks).query::<()>(&mut connection).map_err(fail)?;
     for batch in lines.chunks(1_000) {
         let mut pipe = redis::pipe();
         for line in batch {
             pipe.hset(&hash, &line.firm, serde_json::to_string(&line.partners)?).ignore();
+            if let Some(network) = &line.network {
+                pipe.hset(&networks, &line.firm, serde_json::to_string(network)?).ignore();
+            }
         }
         pipe.query::<()>(&mut connection).map_err(fail)?;
     }
@@ -346,7 +426,7 @@ fn publish_to_redis(options: &RefreshOptions, generation: u64, lines: &[PartnerL
     redis::cmd("SET").arg(&pointer).arg(generation).query::<()>(&mut connection).map_err(fail)?;
     if let Some(previous) = previous.filter(|&p| p != generation) {
         let old = format!("{}:refresh:{previous}", options.key_prefix);
-        redis::cmd("UNLINK").arg(old).query::<()>(&mut connection).map_err(fail)?;
+        redis::cmd("UNLINK").arg(&old).arg(format!("{old}:networks")).query::<()>(&mut connection).map_err(fail)?;
     }
     Ok(())
 }

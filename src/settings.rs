@@ -109,6 +109,8 @@ pub struct RefreshSettings {
     /// When the service runs the refresh itself: a cron pattern in UTC
     /// (`minute hour day month weekday`, e.g. `0 2 * * *` for 02:00 nightly); unset = never.
     pub schedule: Option<String>,
+    /// Also assemble the network around every firm (served by `GET /v1/firms/{id}/network`).
+    pub networks: bool,
 }
 
 /// Where settings come from besides the defaults and the environment.
@@ -258,6 +260,7 @@ retrain_debounce_seconds = 5
 
 [refresh]
 k = 20
+networks = false
 "#;
 
 #[cfg(test)]

@@ -576,6 +576,7 @@ async fn health_metrics_and_docs() {
         "/v1/firms",
         "/v1/firms/{id}",
         "/v1/firms/{id}/partners",
+        "/v1/firms/{id}/network",
         "/v1/shortlists",
         "/v1/networks",
         "/v1/collaborations",

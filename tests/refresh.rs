@@ -78,6 +78,38 @@ async fn partners_are_served_from_the_refresh_and_match_the_live_ranking() {
 }
 
 #[tokio::test]
+async fn networks_around_firms_are_served_from_the_refresh_and_match_live_assembly() {
+    let app = TestApp::builder().refresh_networks().spawn().await;
+    app.load_catalogue().await;
+    let live = app.get("/v1/firms/dk-dairy/network").await;
+    live.assert_status(200);
+    assert_eq!(live.cache(), "miss");
+    assert_eq!(app.get("/v1/firms/dk-dairy/network").await.cache(), "hit");
+    let members = |reply: &common::Reply| -> Vec<Value> {
+        reply.json()["network"]["members"].as_array().expect("members").iter().map(|m| m["id"].clone()).collect()
+    };
+    assert!(members(&live).len() >= 5, "{}", live.json());
+    assert_eq!(members(&live)[0], "dk-dairy", "the firm leads its own network");
+
+    let id = start_refresh(&app).await;
+    let job = wait_for_job(&app, &id).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let precomputed = app.get("/v1/firms/dk-dairy/network").await;
+    precomputed.assert_status(200);
+    assert_eq!(precomputed.cache(), "precomputed");
+    assert_eq!(precomputed.json()["network"], live.json()["network"], "same members, explanations and score");
+
+    let csv = app.request(Method::GET, "/v1/firms/dk-dairy/network").header("accept", "text/csv").send().await;
+    let csv = common::Reply::read(csv).await;
+    csv.assert_status(200);
+    assert!(csv.body.starts_with("network,network_score,status,id"), "{}", csv.body);
+    assert_eq!(csv.body.lines().count(), members(&live).len() + 1, "{}", csv.body);
+
+    app.get("/v1/firms/no-such-firm/network").await.assert_error(404, "not_found");
+    app.get("/v1/firms/bad%20id/network").await.assert_status(422);
+}
+
+#[tokio::test]
 async fn unknown_jobs_are_404_and_jobs_need_the_write_key() {
     let app = TestApp::spawn().await;
     common::Reply::read(app.authed(Method::GET, "/v1/admin/jobs/nope").send().await)
@@ -114,7 +146,7 @@ fn engine_over(dir: &std::path::Path) -> Engine {
 }
 
 fn options(chunk: usize) -> RefreshOptions {
-    RefreshOptions { k: 20, redis_url: None, key_prefix: "test".into(), export: None, chunk }
+    RefreshOptions { k: 20, redis_url: None, key_prefix: "test".into(), export: None, chunk, networks: false }
 }
 
 #[test]

@@ -15,7 +15,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::Kind;
 use crate::model::FittedModel;
@@ -54,7 +54,7 @@ pub struct Candidate {
     pub relevance: f32,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Breakdown {
     pub relevance: f32,
     pub pairwise_fit: f32,

@@ -16,7 +16,7 @@ use crate::api::{collaborations, firms, health, jobs, networks, recommend};
         firms::bulk_upsert, firms::put, firms::get, firms::delete, firms::search,
         collaborations::create, collaborations::get,
         recommend::partners, recommend::shortlist, recommend::train, recommend::model,
-        networks::create, jobs::refresh, jobs::get,
+        networks::create, networks::around, jobs::refresh, jobs::get,
         health::live, health::ready, health::metrics,
     ),
     modifiers(&BearerAuth),

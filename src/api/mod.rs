@@ -45,6 +45,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
                         .route(web::delete().to(firms::delete)),
                 )
                 .service(web::resource("/firms/{id}/partners").route(web::get().to(recommend::partners)))
+                .service(web::resource("/firms/{id}/network").route(web::get().to(networks::around)))
                 .service(web::resource("/shortlists").route(web::post().to(recommend::shortlist)))
                 .service(web::resource("/networks").route(web::post().to(networks::create)))
                 .service(web::resource("/admin/train").route(web::post().to(recommend::train)))

@@ -83,43 +83,98 @@ pub async fn create(
     request: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    let body: NetworkBody = parse_json_body(&state, &request, payload).await?;
+    let network_request = validate(body)?;
+    let (body, outcome) = cached_network(&state, "network", network_request, None).await?;
+    Ok(reply(&request, body, outcome, "network.csv"))
+}
+
+#[utoipa::path(get, path = "/v1/firms/{id}/network", tag = "recommendations",
+    params(("id" = String, Path, description = "firm id")),
+    responses((status = 200, description = "the network of 5-8 around the firm, as JSON or CSV (Accept: text/csv); `x-cache` says precomputed (by the batch refresh), hit or miss"),
+        (status = 404), (status = 422, description = "no network can be built around the firm, with the reason")))]
+pub async fn around(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = checked_id(&path)?;
+    let filename = format!("network-{id}.csv");
+    if state.engine.precomputed_is_fresh() {
+        let (engine, firm) = (state.engine.clone(), id.clone());
+        let precomputed = blocking(move || {
+            engine
+                .precomputed_network(&firm)
+                .transpose()
+                .map_err(network_error)
+                .map(|response| response.map(|r| serde_json::to_vec(&r).expect("serialisable")))
+        })
+        .await?;
+        if let Some(body) = precomputed {
+            metrics::counter!("klynge_recommendations_total", "kind" => "precomputed").increment(1);
+            return Ok(reply(&request, body.into(), "precomputed", &filename));
+        }
+    }
+    let network_request = NetworkRequest::around(&id);
+    let (body, outcome) = cached_network(&state, "firm_network", network_request, Some(id)).await?;
+    Ok(reply(&request, body, outcome, &filename))
+}
+
+/// The answer to `request` from the cache, or assembled off the executor and
+/// cached; `firm`, when given, must exist (404 otherwise).
+async fn cached_network(
+    state: &web::Data<AppState>,
+    kind: &'static str,
+    request: NetworkRequest,
+    firm: Option<String>,
+) -> Result<(Arc<[u8]>, &'static str), ApiError> {
+    let engine = state.engine.clone();
+    let normalised = serde_json::to_string(&request).expect("serialisable");
+    let key = state.cache.key(engine.cache_generation(), kind, &request_digest(&normalised));
+    if let Some(body) = state.cache.get(&key).await {
+        return Ok((body, "hit"));
+    }
+    let body = blocking(move || {
+        if let Some(id) = &firm
+            && engine.index().get_firm(id)?.is_none()
+        {
+            return Err(ApiError::not_found(format!("no firm with id `{id}`")));
+        }
+        let response = engine.network(&request).map_err(network_error)?;
+        Ok(serde_json::to_vec(&response).expect("serialisable"))
+    })
+    .await?;
+    let body: Arc<[u8]> = body.into();
+    state.cache.set(key, body.clone()).await;
+    metrics::counter!("klynge_recommendations_total", "kind" => kind).increment(1);
+    Ok((body, "miss"))
+}
+
+fn network_error(error: NetworkError) -> ApiError {
+    match error {
+        NetworkError::Engine(error) => engine_error(error),
+        NetworkError::Unsatisfiable(reason) => {
+            ApiError::invalid("require", reason.clone()).with_details(json!({ "reason": reason }))
+        }
+    }
+}
+
+/// JSON, or CSV when the caller's `Accept` asks for it.
+fn reply(request: &HttpRequest, json_body: Arc<[u8]>, outcome: &'static str, filename: &str) -> HttpResponse {
     let wants_csv = request
         .headers()
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|accept| accept.contains("text/csv"));
-    let body: NetworkBody = parse_json_body(&state, &request, payload).await?;
-    let network_request = validate(body)?;
-    let engine = state.engine.clone();
-    let normalised = serde_json::to_string(&network_request).expect("serialisable");
-    let key = state.cache.key(engine.cache_generation(), "network", &request_digest(&normalised));
-    let (json_body, outcome): (Arc<[u8]>, &'static str) = match state.cache.get(&key).await {
-        Some(body) => (body, "hit"),
-        None => {
-            let body = blocking(move || {
-                let response = engine.network(&network_request).map_err(|error| match error {
-                    NetworkError::Engine(error) => engine_error(error),
-                    NetworkError::Unsatisfiable(reason) => {
-                        ApiError::invalid("require", reason.clone()).with_details(json!({ "reason": reason }))
-                    }
-                })?;
-                Ok(serde_json::to_vec(&response).expect("serialisable"))
-            })
-            .await?;
-            let body: Arc<[u8]> = body.into();
-            state.cache.set(key, body.clone()).await;
-            (body, "miss")
-        }
-    };
     if wants_csv {
-        let response: serde_json::Value = serde_json::from_slice(&json_body).map_err(ApiError::internal)?;
-        return Ok(HttpResponse::Ok()
+        let response: serde_json::Value = serde_json::from_slice(&json_body).expect("we serialised it");
+        return HttpResponse::Ok()
             .content_type("text/csv; charset=utf-8")
             .insert_header((X_CACHE, outcome))
-            .insert_header((header::CONTENT_DISPOSITION, "attachment; filename=\"network.csv\""))
-            .body(to_csv(&response)));
+            .insert_header((header::CONTENT_DISPOSITION, format!("attachment; filename=\"{filename}\"")))
+            .body(to_csv(&response));
     }
-    Ok(HttpResponse::Ok().content_type("application/json").insert_header((X_CACHE, outcome)).body(json_body.to_vec()))
+    HttpResponse::Ok().content_type("application/json").insert_header((X_CACHE, outcome)).body(json_body.to_vec())
 }
 
 fn validate(body: NetworkBody) -> Result<NetworkRequest, ApiError> {

@@ -183,6 +183,7 @@ pub struct TestAppBuilder {
     redis_url: Option<String>,
     read_keys: Vec<String>,
     debounce_seconds: u64,
+    refresh_networks: bool,
 }
 
 impl TestAppBuilder {
@@ -205,6 +206,12 @@ impl TestAppBuilder {
         self
     }
 
+    /// Let the batch refresh assemble every firm's network too.
+    pub fn refresh_networks(mut self) -> TestAppBuilder {
+        self.refresh_networks = true;
+        self
+    }
+
     pub async fn spawn(self) -> TestApp {
         let data = Arc::new(tempfile::tempdir().expect("temporary data directory"));
         TestApp::start(self, data).await
@@ -218,11 +225,13 @@ impl TestAppBuilder {
              [data]\ndir = {}\n\n\
              [auth]\nwrite_keys = {}\nread_keys = {}\n\n\
              [models]\nretrain_debounce_seconds = {}\n\n\
+             [refresh]\nnetworks = {}\n\n\
              [log]\nlevel = \"warn\"\n\n",
             quote(&data.path().join("data").display().to_string()),
             list(&[WRITE_KEY.to_string()]),
             list(&self.read_keys),
             self.debounce_seconds,
+            self.refresh_networks,
         );
         toml.push_str("[cache]\n");
         if let Some(url) = &self.redis_url {
