@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cluster::Clusters;
 use crate::graph::TieGraph;
-use crate::scoring::{Features, SIGNAL_COUNT, Scored, Signal, Weights};
+use crate::scoring::{Features, SIGNAL_COUNT, Scored, Signal, TrainingQuery, Weights};
 use crate::text::{TextModel, normalise};
 use crate::valuechain::{self, SectorLink};
 use crate::{Collaboration, Firm, Kind, nace};
@@ -552,7 +552,7 @@ impl FittedModel {
         firms: &[Firm],
         collaborations: &[Collaboration],
         texts: &[String],
-    ) -> Vec<(Features, bool)> {
+    ) -> Vec<TrainingQuery> {
         const FOLDS: usize = 4;
         let per_fold = self.params.training_queries.div_ceil(FOLDS);
         (0..FOLDS).flat_map(|fold| self.fold_samples(fold, FOLDS, per_fold, firms, collaborations, texts)).collect()
@@ -566,7 +566,7 @@ impl FittedModel {
         firms: &[Firm],
         collaborations: &[Collaboration],
         texts: &[String],
-    ) -> Vec<(Features, bool)> {
+    ) -> Vec<TrainingQuery> {
         let mut held_out: Vec<&Collaboration> = collaborations
             .iter()
             .enumerate()
@@ -616,7 +616,7 @@ impl FittedModel {
         held_out
             .par_iter()
             .enumerate()
-            .flat_map_iter(|(i, collaboration)| {
+            .map(|(i, collaboration)| {
                 let members: Vec<u32> = collaboration.members.iter().filter_map(|m| self.position(m)).collect();
                 let anchor = *members
                     .iter()
@@ -641,14 +641,14 @@ impl FittedModel {
                 // A member whose only collaboration is the held-out one would look like
                 // a newcomer with no ties and an empty text; real queries ask for firms
                 // already in the catalogue, so such members are not used as positives.
-                let positives: Vec<(Features, bool)> = members
-                    .iter()
-                    .filter(|&&m| m != anchor && graph.collaborations(m) > 0)
-                    .map(|&m| (self.features_in(&view, &query, m), true))
-                    .collect();
-                let negatives: Vec<(Features, bool)> =
-                    negatives.into_iter().map(|n| (self.features_in(&view, &query, n), false)).collect();
-                positives.into_iter().chain(negatives)
+                TrainingQuery {
+                    positives: members
+                        .iter()
+                        .filter(|&&m| m != anchor && graph.collaborations(m) > 0)
+                        .map(|&m| self.features_in(&view, &query, m))
+                        .collect(),
+                    negatives: negatives.into_iter().map(|n| self.features_in(&view, &query, n)).collect(),
+                }
             })
             .collect()
     }

@@ -1,6 +1,7 @@
 //! One scoring function for every recommendation: a logistic model over a small
 //! set of interpretable signals. The weights are learnt (linfa-logistic) from
-//! known collaborations against sampled non-collaborators, never hand-set, and a
+//! known collaborations against sampled non-collaborators of the same query
+//! (pairwise, then calibrated), never hand-set, and a
 //! score splits exactly into per-signal contributions, which is what lets a
 //! cluster manager see *why* a partner ranks where it does.
 
@@ -102,47 +103,86 @@ pub struct Scored {
 #[error("cannot learn weights: {0}")]
 pub struct WeightsError(pub String);
 
+/// What one training query yields: the features of its real partners and of
+/// non-partners drawn from the pool serving would rank for it.
+#[derive(Debug, Clone, Default)]
+pub struct TrainingQuery {
+    pub positives: Vec<Features>,
+    pub negatives: Vec<Features>,
+}
+
 impl Weights {
-    /// Fits a logistic regression on labelled feature vectors (true = collaborated).
-    /// L2 regularisation keeps weights of rare signals from running away on a small
-    /// catalogue.
-    pub fn fit(samples: &[(Features, bool)]) -> Result<Weights, WeightsError> {
-        let positives = samples.iter().filter(|(_, label)| *label).count();
-        let negatives = samples.len() - positives;
+    /// Learns the weights in two steps. Ranking: a logistic regression on the
+    /// differences between a partner and a non-partner of the *same* query
+    /// (pairwise, as RankNet does), so what is learnt is what orders one query's
+    /// pool; pooled pointwise samples let queries with huge pools of tied firms
+    /// (a very connected anchor) teach that ties do not matter. Calibration: a
+    /// one-feature logistic regression of the labels on that ranking score (Platt
+    /// scaling), so scores stay probability-like for `min_score` and networks.
+    /// L2 regularisation keeps weights of rare signals from running away on a
+    /// small catalogue.
+    pub fn fit(queries: &[TrainingQuery]) -> Result<Weights, WeightsError> {
+        let positives: usize = queries.iter().map(|q| q.positives.len()).sum();
+        let negatives: usize = queries.iter().map(|q| q.negatives.len()).sum();
         if positives < 5 || negatives < 5 {
             return Err(WeightsError(format!(
                 "need at least 5 positive and 5 negative pairs, have {positives} and {negatives}"
             )));
         }
-        let n = samples.len();
+        let samples: Vec<&Features> = queries.iter().flat_map(|q| q.positives.iter().chain(&q.negatives)).collect();
+        let n = samples.len() as f64;
         let mut mean = vec![0.0f64; SIGNAL_COUNT];
-        for (features, _) in samples {
-            for (m, &x) in mean.iter_mut().zip(features) {
-                *m += x as f64 / n as f64;
+        for features in &samples {
+            for (m, &x) in mean.iter_mut().zip(features.iter()) {
+                *m += x as f64 / n;
             }
         }
         let mut scale = vec![0.0f64; SIGNAL_COUNT];
-        for (features, _) in samples {
-            for ((s, &x), m) in scale.iter_mut().zip(features).zip(&mean) {
-                *s += (x as f64 - m).powi(2) / n as f64;
+        for features in &samples {
+            for ((s, &x), m) in scale.iter_mut().zip(features.iter()).zip(&mean) {
+                *s += (x as f64 - m).powi(2) / n;
             }
         }
         let scale: Vec<f64> =
             scale.into_iter().map(|variance| if variance > 1e-12 { variance.sqrt() } else { 1.0 }).collect();
-        let records = Array2::from_shape_fn((n, SIGNAL_COUNT), |(i, j)| (samples[i].0[j] as f64 - mean[j]) / scale[j]);
-        let targets = Array1::from_iter(samples.iter().map(|(_, label)| *label));
-        let model = LogisticRegression::default()
-            .alpha(1.0)
-            .max_iterations(200)
-            .fit(&Dataset::new(records, targets))
-            .map_err(|error| WeightsError(error.to_string()))?;
-        // linfa orders the two classes itself; make "collaborated" the positive one.
-        let sign = if model.labels().pos.class { 1.0 } else { -1.0 };
+        let standardised = |features: &Features, j: usize| (features[j] as f64 - mean[j]) / scale[j];
+
+        // Every partner against every non-partner of its query, the order of each
+        // pair alternating so both classes are equally common.
+        let mut differences: Vec<f64> = Vec::new();
+        let mut labels: Vec<bool> = Vec::new();
+        for query in queries {
+            for positive in &query.positives {
+                for negative in &query.negatives {
+                    let first = labels.len() % 2 == 0;
+                    let (a, b) = if first { (positive, negative) } else { (negative, positive) };
+                    differences.extend((0..SIGNAL_COUNT).map(|j| standardised(a, j) - standardised(b, j)));
+                    labels.push(first);
+                }
+            }
+        }
+        let pairs = labels.len();
+        if pairs < 10 {
+            return Err(WeightsError(format!("need at least 10 partner/non-partner pairs, have {pairs}")));
+        }
+        let records = Array2::from_shape_vec((pairs, SIGNAL_COUNT), differences).expect("pairs × signals");
+        let ranking = fit_logistic(records, Array1::from(labels))?;
+        let direction: Vec<f64> = ranking.0;
+
+        let linear = |features: &Features| (0..SIGNAL_COUNT).map(|j| direction[j] * standardised(features, j)).sum();
+        let scores = Array2::from_shape_fn((samples.len(), 1), |(i, _)| linear(samples[i]));
+        let labels = Array1::from_iter(queries.iter().flat_map(|q| {
+            std::iter::repeat_n(true, q.positives.len()).chain(std::iter::repeat_n(false, q.negatives.len()))
+        }));
+        let (slope, intercept) = fit_logistic(scores, labels).map(|(w, b)| (w[0], b))?;
+        // A calibration that reverses the ranking would mean the pairwise fit found
+        // nothing; keep the ranking and let the intercept carry the base rate.
+        let slope = slope.max(1e-3);
         Ok(Weights {
             mean: mean.iter().map(|&m| m as f32).collect(),
             scale: scale.iter().map(|&s| s as f32).collect(),
-            coefficients: model.params().iter().map(|&w| (sign * w) as f32).collect(),
-            intercept: (sign * model.intercept()) as f32,
+            coefficients: direction.iter().map(|&w| (slope * w) as f32).collect(),
+            intercept: intercept as f32,
             positives,
             negatives,
         })
@@ -165,21 +205,39 @@ impl Weights {
     }
 }
 
+/// An L2-regularised logistic regression (linfa): the weights and intercept with
+/// `true` as the positive class.
+fn fit_logistic(records: Array2<f64>, labels: Array1<bool>) -> Result<(Vec<f64>, f64), WeightsError> {
+    let model = LogisticRegression::default()
+        .alpha(1.0)
+        .max_iterations(200)
+        .fit(&Dataset::new(records, labels))
+        .map_err(|error| WeightsError(error.to_string()))?;
+    // linfa orders the two classes itself; make `true` the positive one.
+    let sign = if model.labels().pos.class { 1.0 } else { -1.0 };
+    Ok((model.params().iter().map(|&w| sign * w).collect(), sign * model.intercept()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn learns_that_ties_matter_and_splits_scores() {
-        let mut samples = Vec::new();
-        for i in 0..200 {
-            let mut features = [0.0f32; SIGNAL_COUNT];
-            let positive = i % 2 == 0;
-            features[Signal::Ties as usize] = if positive { 1.0 + (i % 3) as f32 } else { (i % 2) as f32 * 0.2 };
-            features[Signal::SameCountry as usize] = (i % 5 == 0) as u8 as f32;
-            samples.push((features, positive));
+        let mut queries = Vec::new();
+        for q in 0..20 {
+            let mut query = TrainingQuery::default();
+            for i in 0..10 {
+                let mut features = [0.0f32; SIGNAL_COUNT];
+                let positive = i % 2 == 0;
+                features[Signal::Ties as usize] =
+                    if positive { 1.0 + ((i + q) % 3) as f32 } else { ((i + q) % 2) as f32 * 0.2 };
+                features[Signal::SameCountry as usize] = ((i + q) % 5 == 0) as u8 as f32;
+                if positive { query.positives.push(features) } else { query.negatives.push(features) }
+            }
+            queries.push(query);
         }
-        let weights = Weights::fit(&samples).unwrap();
+        let weights = Weights::fit(&queries).unwrap();
         assert!(weights.raw_weight(Signal::Ties as usize) > 0.5);
         let mut strong = [0.0f32; SIGNAL_COUNT];
         strong[Signal::Ties as usize] = 3.0;
@@ -192,6 +250,7 @@ mod tests {
 
     #[test]
     fn refuses_too_few_samples() {
-        assert!(Weights::fit(&[([0.0; SIGNAL_COUNT], true)]).is_err());
+        let query = TrainingQuery { positives: vec![[0.0; SIGNAL_COUNT]], negatives: Vec::new() };
+        assert!(Weights::fit(&[query]).is_err());
     }
 }
