@@ -406,11 +406,10 @@ impl Engine {
                 searches.push((meta.offers.join(" "), TextField::Needs, PER_SOURCE / 3));
             }
         }
+        let number = |id: &str| model.position(id);
         for (text, field, limit) in searches {
-            for found in self.index.match_text(&text, field, limit)? {
-                if let Some(position) = model.position(&found.id)
-                    && seen.insert(position)
-                {
+            for (position, _) in self.index.match_numbered(&text, field, limit, model.generation, &number)? {
+                if seen.insert(position) {
                     candidates.push(position);
                 }
             }

@@ -5,7 +5,7 @@
 //! the queries carry plain member ids — prints Recall@10, Recall@50, nDCG@50 and
 //! network precision next to the popularity and TF-IDF baselines of the same run.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{BufRead, Write};
 use std::path::Path;
 use std::sync::Arc;
@@ -335,7 +335,7 @@ struct Baselines {
     by_popularity: Vec<String>,
     projects: HashMap<String, u32>,
     idf: HashMap<String, f64>,
-    vectors: Vec<(String, HashMap<String, f64>)>,
+    vectors: Vec<(String, BTreeMap<String, f64>)>,
 }
 
 fn words(text: &str) -> Vec<String> {
@@ -347,12 +347,14 @@ fn words(text: &str) -> Vec<String> {
         .collect()
 }
 
-fn tf_vector(text: &str, idf: &HashMap<String, f64>) -> HashMap<String, f64> {
-    let mut counts: HashMap<String, f64> = HashMap::new();
+/// Ordered maps: float sums in hash order differ in the last bits from run to
+/// run, and that would reorder ties between runs.
+fn tf_vector(text: &str, idf: &HashMap<String, f64>) -> BTreeMap<String, f64> {
+    let mut counts: BTreeMap<String, f64> = BTreeMap::new();
     for word in words(text) {
         *counts.entry(word).or_default() += 1.0;
     }
-    let mut vector: HashMap<String, f64> =
+    let mut vector: BTreeMap<String, f64> =
         counts.into_iter().filter_map(|(w, c)| Some((w.clone(), (1.0 + f64::ln(c)) * idf.get(&w)?))).collect();
     let norm = vector.values().map(|v| v * v).sum::<f64>().sqrt();
     if norm > 0.0 {

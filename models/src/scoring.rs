@@ -154,7 +154,7 @@ impl Weights {
         for query in queries {
             for positive in &query.positives {
                 for negative in &query.negatives {
-                    let first = labels.len() % 2 == 0;
+                    let first = labels.len().is_multiple_of(2);
                     let (a, b) = if first { (positive, negative) } else { (negative, positive) };
                     differences.extend((0..SIGNAL_COUNT).map(|j| standardised(a, j) - standardised(b, j)));
                     labels.push(first);
