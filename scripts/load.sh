@@ -111,9 +111,10 @@ curl -sf -o /dev/null "$BASE/v1/firms/$FIRST/partners?k=20" # warms the cache fo
 RESULTS=()
 run() { # name connections
   local name=$1 connections=$2 out=$WORK/wrk-$1.txt
-  say "$name: wrk -t$THREADS -c$connections -d$DURATION --latency"
-  wrk -t"$THREADS" -c"$connections" -d"$DURATION" --timeout 30s --latency -s "$LUA" "$BASE" \
-    -- "$name" "$WORK/ids.txt" "$THREADS" | tee "$out" >&2
+  local threads=$((THREADS < connections ? THREADS : connections)) # wrk needs a connection per thread
+  say "$name: wrk -t$threads -c$connections -d$DURATION --latency"
+  wrk -t"$threads" -c"$connections" -d"$DURATION" --timeout 30s --latency -s "$LUA" "$BASE" \
+    -- "$name" "$WORK/ids.txt" "$threads" | tee "$out" >&2
   RESULTS+=("$(grep '^RESULT' "$out" | cut -f2-)"$'\t'"$connections")
 }
 run cached "$CONNECTIONS"
