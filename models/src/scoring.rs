@@ -115,8 +115,9 @@ impl Weights {
     /// Learns the weights in two steps. Ranking: a logistic regression on the
     /// differences between a partner and a non-partner of the *same* query
     /// (pairwise, as RankNet does), so what is learnt is what orders one query's
-    /// pool; pooled pointwise samples let queries with huge pools of tied firms
-    /// (a very connected anchor) teach that ties do not matter. Calibration: a
+    /// pool; pooled pointwise samples mix pools that differ wholesale (a very
+    /// connected anchor brings hundreds of tied firms, a newcomer none), and a
+    /// signal that orders each pool well can look useless across them. Calibration: a
     /// one-feature logistic regression of the labels on that ranking score (Platt
     /// scaling), so scores stay probability-like for `min_score` and networks.
     /// L2 regularisation keeps weights of rare signals from running away on a
