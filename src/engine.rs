@@ -306,6 +306,13 @@ impl Engine {
             "training_pairs": { "positives": model.weights.positives, "negatives": model.weights.negatives },
             "intercept": model.weights.intercept,
             "weights": weights,
+            // What holds a network together: weight per unit of each pair signal
+            // between two members (null when too few collaborations to learn it).
+            "pair_weights": model.pair_weights.as_ref().map(|pair| json!({
+                "ties": pair.raw_weight(Signal::Ties as usize),
+                "value_chain": pair.raw_weight(Signal::ValueChain as usize),
+                "training_pairs": { "positives": pair.positives, "negatives": pair.negatives },
+            })),
         })
     }
 

@@ -91,6 +91,13 @@ pub struct FittedModel {
     pub weights: Weights,
     /// Whether `weights` were learnt (false: too few collaborations, prior used).
     pub weights_learnt: bool,
+    /// How strongly ties and supplier links between two *members* predict that
+    /// they sit in the same consortium, learnt like `weights` but on member–member
+    /// pairs with only those pair signals. `weights` cannot tell this: for an
+    /// anchor and a candidate, ties are conditional on partners-of-partners and
+    /// experience, and come out near zero or negative. Networks use these.
+    #[serde(default)]
+    pub pair_weights: Option<Weights>,
     /// Firms with most collaborations, best first.
     pub experienced: Vec<u32>,
     /// Members of each collaboration (firm positions) and its title embedding.
@@ -217,6 +224,7 @@ impl FittedModel {
             kind_prior,
             weights: prior_weights(),
             weights_learnt: false,
+            pair_weights: None,
             experienced,
             projects,
             project_embeddings,
@@ -224,11 +232,12 @@ impl FittedModel {
             firms_by_row,
             lookup,
         };
-        let samples = model.training_samples(firms, collaborations, &texts);
+        let (samples, pairs) = model.training_samples(firms, collaborations, &texts);
         if let Ok(weights) = Weights::fit(&samples) {
             model.weights = weights;
             model.weights_learnt = true;
         }
+        model.pair_weights = Weights::fit(&pairs).ok();
         Ok(model)
     }
 
@@ -562,10 +571,10 @@ impl FittedModel {
         firms: &[Firm],
         collaborations: &[Collaboration],
         texts: &[String],
-    ) -> Vec<TrainingQuery> {
+    ) -> (Vec<TrainingQuery>, Vec<TrainingQuery>) {
         const FOLDS: usize = 4;
         let per_fold = self.params.training_queries.div_ceil(FOLDS);
-        (0..FOLDS).flat_map(|fold| self.fold_samples(fold, FOLDS, per_fold, firms, collaborations, texts)).collect()
+        (0..FOLDS).flat_map(|fold| self.fold_samples(fold, FOLDS, per_fold, firms, collaborations, texts)).unzip()
     }
 
     fn fold_samples(
@@ -576,7 +585,7 @@ impl FittedModel {
         firms: &[Firm],
         collaborations: &[Collaboration],
         texts: &[String],
-    ) -> Vec<TrainingQuery> {
+    ) -> Vec<(TrainingQuery, TrainingQuery)> {
         let mut held_out: Vec<&Collaboration> = collaborations
             .iter()
             .enumerate()
@@ -651,14 +660,26 @@ impl FittedModel {
                 // A member whose only collaboration is the held-out one would look like
                 // a newcomer with no ties and an empty text; real queries ask for firms
                 // already in the catalogue, so such members are not used as positives.
-                TrainingQuery {
-                    positives: members
-                        .iter()
-                        .filter(|&&m| m != anchor && graph.collaborations(m) > 0)
-                        .map(|&m| self.features_in(&view, &query, m))
-                        .collect(),
-                    negatives: negatives.into_iter().map(|n| self.features_in(&view, &query, n)).collect(),
+                let partners: Vec<u32> =
+                    members.iter().copied().filter(|&m| m != anchor && graph.collaborations(m) > 0).collect();
+                // Member–member pairs for the pair model: each partner against the
+                // other partners and against the same non-partners.
+                let mut pairs = TrainingQuery::default();
+                for (i, &a) in partners.iter().enumerate().take(PAIR_SOURCES) {
+                    pairs.positives.extend(
+                        partners
+                            .iter()
+                            .enumerate()
+                            .filter(|&(j, _)| j != i)
+                            .map(|(_, &b)| pair_features(&graph, self, a, b)),
+                    );
+                    pairs.negatives.extend(negatives.iter().map(|&n| pair_features(&graph, self, a, n)));
                 }
+                let ranking = TrainingQuery {
+                    positives: partners.iter().map(|&m| self.features_in(&view, &query, m)).collect(),
+                    negatives: negatives.into_iter().map(|n| self.features_in(&view, &query, n)).collect(),
+                };
+                (ranking, pairs)
             })
             .collect()
     }
@@ -795,6 +816,19 @@ fn project_lists(clusters: &Clusters, project_embeddings: &Array2<f32>) -> Vec<V
 
 /// Until there are enough collaborations to learn from, only content signals
 /// count, equally: a neutral starting point, reported as not learnt.
+/// Partners per held-out collaboration whose pairs train the pair model.
+const PAIR_SOURCES: usize = 4;
+
+/// The pair signals between two firms, in the places of the ranking signals of
+/// the same meaning (the others stay zero): ties and value-chain strength.
+fn pair_features(graph: &TieGraph, model: &FittedModel, a: u32, b: u32) -> Features {
+    let mut f = [0.0f32; SIGNAL_COUNT];
+    f[Signal::Ties as usize] = (graph.ties(a, b) as f32).ln_1p();
+    let rows = |x: u32| model.meta[x as usize].rows.iter().map(|&r| r as usize).collect::<Vec<_>>();
+    f[Signal::ValueChain as usize] = valuechain::table().strength(&rows(a), &rows(b)) * 10.0;
+    f
+}
+
 fn prior_weights() -> Weights {
     let mut coefficients = vec![0.0; SIGNAL_COUNT];
     for signal in [Signal::TextSimilarity, Signal::TextMatch, Signal::OfferNeed, Signal::ValueChain] {

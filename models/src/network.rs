@@ -5,7 +5,7 @@
 //!
 //! The objective adds each member's relevance (its shortlist score), the
 //! pairwise fit between members (past ties and supplier/customer links, weighted
-//! by the learnt signal weights), a bonus per distinct value-chain stage, and a
+//! by the learnt pair model), a bonus per distinct value-chain stage, and a
 //! penalty for competitors (members of the same division and latent cluster).
 //! It is a monotone set function with diminishing returns in practice, so greedy
 //! selection with lazily re-evaluated gains (Minoux 1978) gets close to the best
@@ -252,7 +252,10 @@ impl<'a> Assembler<'a> {
 /// are found by banning, in turn, the free members of the networks found so far,
 /// most relevant first, so each differs by at least one member.
 pub fn assemble(model: &FittedModel, spec: &NetworkSpec, candidates: &[Candidate]) -> Result<Vec<Network>, Infeasible> {
-    let weight = |signal: Signal| model.weights.raw_weight(signal as usize).max(0.0);
+    // Member–member fit uses the pair model when there is one (see
+    // `FittedModel::pair_weights`), else the ranking weights.
+    let pair_weights = model.pair_weights.as_ref().unwrap_or(&model.weights);
+    let weight = |signal: Signal| pair_weights.raw_weight(signal as usize).max(0.0);
     let assembler = Assembler {
         model,
         spec,
