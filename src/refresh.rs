@@ -87,11 +87,20 @@ impl Precomputed {
         self.networks.get(position as usize)?.as_ref()
     }
 
-    fn from_lines(model: &FittedModel, k: usize, lines: &[PartnerLine]) -> anyhow::Result<Precomputed> {
+    /// Takes the lines one at a time: at a million firms, holding them all as
+    /// parsed strings would double the service's memory while it loads them.
+    /// `k` grows to the longest list found.
+    fn from_lines(
+        model: &FittedModel,
+        mut k: usize,
+        lines: impl Iterator<Item = anyhow::Result<PartnerLine>>,
+    ) -> anyhow::Result<Precomputed> {
         let mut lists = vec![(0, Vec::new()); model.len()];
         let mut networks: Vec<Option<PrecomputedNetwork>> = Vec::new();
         let unknown = |firm: &str| anyhow::anyhow!("a partner of `{firm}` is not in the model");
         for line in lines {
+            let line = line?;
+            k = k.max(line.partners.len());
             let position =
                 model.position(&line.firm).ok_or_else(|| anyhow::anyhow!("`{}` is not in the model", line.firm))?;
             let list = line
@@ -231,12 +240,13 @@ pub fn run(
     if let Some(export) = &options.export {
         fs::copy(&results, export).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", export.display()))?;
     }
-    let precomputed = Precomputed::from_lines(&model, options.k, &lines)?;
+    let firms = lines.len();
+    let precomputed = Precomputed::from_lines(&model, options.k, lines.into_iter().map(Ok))?;
     engine.install(model.clone(), Some(Arc::new(precomputed)));
     progress.set_phase("done");
     let outcome = RefreshOutcome {
         generation,
-        firms: lines.len(),
+        firms,
         resumed: progress.resumed.load(Ordering::Relaxed) as usize,
         results: Some(results),
         already_fresh,
@@ -261,9 +271,9 @@ pub fn load_current(dir: &Path, model: &FittedModel, k: usize) -> anyhow::Result
     if stem.split('-').next() != Some(model.generation.to_string().as_str()) {
         return Ok(None);
     }
-    let lines = read_lines(&dir.join(format!("partners-{stem}.jsonl")))?;
-    let k = lines.iter().map(|line| line.partners.len()).max().unwrap_or(0).max(k);
-    Precomputed::from_lines(model, k, &lines).map(Some)
+    let file = BufReader::new(fs::File::open(dir.join(format!("partners-{stem}.jsonl")))?);
+    let lines = file.lines().map(|line| Ok(serde_json::from_str(&line?)?));
+    Precomputed::from_lines(model, k, lines).map(Some)
 }
 
 fn compute_chunks(
