@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Kind;
 use crate::model::FittedModel;
-use crate::scoring::Signal;
+use crate::scoring::{SIGNAL_COUNT, Signal};
 use crate::valuechain;
 
 /// Weight of one distinct value-chain stage, relative to relevance in 0..1.
@@ -79,6 +79,8 @@ struct Assembler<'a> {
     relevance: HashMap<u32, f32>,
     tie_weight: f32,
     chain_weight: f32,
+    /// The pair model's probability for two firms with no tie and no link.
+    unlinked: f32,
 }
 
 impl<'a> Assembler<'a> {
@@ -86,7 +88,18 @@ impl<'a> Assembler<'a> {
         let ties = (self.model.graph.ties(a, b) as f32).ln_1p();
         let rows = |f: u32| self.model.meta[f as usize].rows.iter().map(|&r| r as usize).collect::<Vec<_>>();
         let chain = valuechain::table().strength(&rows(a), &rows(b)) * 10.0;
-        self.tie_weight * ties + self.chain_weight * chain
+        match &self.model.pair_weights {
+            // The pair model's probability that the two sit in one consortium, above
+            // that of two unlinked firms: on the same 0..1 scale as relevance, so
+            // a tight club of well-connected members cannot outweigh relevance.
+            Some(pair) => {
+                let mut features = [0.0f32; SIGNAL_COUNT];
+                features[Signal::Ties as usize] = ties;
+                features[Signal::ValueChain as usize] = chain;
+                (pair.score(&features).score - self.unlinked).max(0.0)
+            }
+            None => self.tie_weight * ties + self.chain_weight * chain,
+        }
     }
 
     fn stages(&self, members: &[u32]) -> usize {
@@ -262,6 +275,7 @@ pub fn assemble(model: &FittedModel, spec: &NetworkSpec, candidates: &[Candidate
         relevance: candidates.iter().map(|c| (c.firm, c.relevance)).collect(),
         tie_weight: weight(Signal::Ties),
         chain_weight: weight(Signal::ValueChain) / 10.0,
+        unlinked: model.pair_weights.as_ref().map_or(0.0, |pair| pair.score(&[0.0; SIGNAL_COUNT]).score),
     };
     let mut pool: Vec<u32> = candidates.iter().map(|c| c.firm).collect();
     pool.sort_by(|a, b| assembler.relevance[b].total_cmp(&assembler.relevance[a]).then(a.cmp(b)));
