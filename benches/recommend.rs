@@ -87,21 +87,10 @@ fn timed<T>(times: &mut Vec<Duration>, iters: u64, mut call: impl FnMut() -> T) 
 
 fn network_request(anchor: &str, opportunity: &str) -> NetworkRequest {
     NetworkRequest {
-        anchors: vec![anchor.to_string()],
         opportunity: Some(opportunity.to_string()),
-        min: 5,
-        max: 8,
-        kinds: Vec::new(),
         min_sme: 1,
-        sectors: Vec::new(),
-        stages: Vec::new(),
-        countries: Vec::new(),
-        regions: Vec::new(),
-        max_per_country: None,
-        lock: Vec::new(),
-        exclude: Vec::new(),
         alternatives: 3,
-        k_candidates: 100,
+        ..NetworkRequest::around(anchor)
     }
 }
 

@@ -319,28 +319,19 @@ impl Engine {
     /// Ranked partners for anchors and/or an opportunity text.
     pub fn shortlist(&self, request: &ShortlistRequest) -> Result<Shortlist, EngineError> {
         let model = self.model().ok_or(EngineError::NoModel)?;
-        self.shortlist_with(&model, request)
-    }
-
-    /// [`Engine::shortlist`] with a given model (the batch refresh uses one that is
-    /// not serving yet).
-    pub fn shortlist_with(
-        &self,
-        model: &Arc<FittedModel>,
-        request: &ShortlistRequest,
-    ) -> Result<Shortlist, EngineError> {
-        let (query, candidates_scored, ranked) = self.ranked(model, request)?;
+        let (query, candidates_scored, ranked) = self.ranked(&model, request)?;
         Ok(Shortlist {
             generation: self.index.generation(),
             model_generation: model.generation,
             candidates_scored,
-            partners: ranked.iter().map(|&(c, _)| self.partner(model, &query, c)).collect(),
+            partners: ranked.iter().map(|&(c, _)| self.partner(&model, &query, c)).collect(),
         })
     }
 
-    /// The ranking of [`Engine::shortlist_with`] without the explanations: the
-    /// number of candidates scored and the top `(position, score)` pairs. The
-    /// batch refresh keeps only these.
+    /// The ranking of [`Engine::shortlist`] with a given model and without the
+    /// explanations: the number of candidates scored and the top `(position,
+    /// score)` pairs. The batch refresh keeps only these, with a model that is
+    /// not serving yet.
     pub fn rank_with(
         &self,
         model: &FittedModel,

@@ -186,21 +186,10 @@ pub fn run(catalogue: &Path, queries_path: &Path, predictions_path: &Path, k: us
                 .chain(ranked.iter().take(query.size.saturating_sub(1)).cloned())
                 .collect();
             let request = NetworkRequest {
-                anchors: vec![query.anchor.clone()],
                 opportunity: Some(text),
                 min: query.size.max(2),
                 max: query.size.max(2),
-                kinds: Vec::new(),
-                min_sme: 0,
-                sectors: Vec::new(),
-                stages: Vec::new(),
-                countries: Vec::new(),
-                regions: Vec::new(),
-                max_per_country: None,
-                lock: Vec::new(),
-                exclude: Vec::new(),
-                alternatives: 0,
-                k_candidates: 100,
+                ..NetworkRequest::around(&query.anchor)
             };
             let network = match engine.network(&request) {
                 Ok(response) => response.network.members.into_iter().map(|m| m.partner.id).collect(),

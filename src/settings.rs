@@ -302,6 +302,13 @@ mod tests {
     }
 
     #[test]
+    fn refresh_networks_is_a_bool() {
+        assert!(load(&[("KLYNGE__REFRESH__NETWORKS", "true")], &[]).unwrap().refresh.networks);
+        let error = load(&[("KLYNGE__REFRESH__NETWORKS", "sometimes")], &[]).unwrap_err();
+        assert!(error.to_string().contains("refresh.networks"), "{error}");
+    }
+
+    #[test]
     fn secrets_are_not_printed() {
         let settings = load(&[("KLYNGE__CACHE__REDIS_URL", "redis://:hunter2@localhost:6379")], &[]).unwrap();
         assert!(!format!("{settings:?}").contains("hunter2"));

@@ -110,6 +110,17 @@ async fn networks_around_firms_are_served_from_the_refresh_and_match_live_assemb
 }
 
 #[tokio::test]
+async fn a_network_that_cannot_be_built_is_422_with_the_reason() {
+    let app = TestApp::spawn().await;
+    // Three firms cannot make a network of at least five.
+    app.upsert(&[common::profile("dk-dairy"), common::profile("dk-pack"), common::profile("dk-coldchain")]).await;
+    app.train().await;
+    let reply = app.get("/v1/firms/dk-dairy/network").await;
+    let error = reply.assert_error(422, "validation_failed");
+    assert!(!error["details"]["reason"].as_str().unwrap_or_default().is_empty(), "{}", reply.body);
+}
+
+#[tokio::test]
 async fn unknown_jobs_are_404_and_jobs_need_the_write_key() {
     let app = TestApp::spawn().await;
     common::Reply::read(app.authed(Method::GET, "/v1/admin/jobs/nope").send().await)

@@ -11,6 +11,8 @@ use rand::seq::index::sample;
 use rand_xoshiro::Xoshiro256Plus;
 use serde::{Deserialize, Serialize};
 
+use crate::text::{quantise_into, quantised_dot};
+
 /// KMeans is fitted on at most this many firms, then every firm is assigned: the
 /// centroids barely move past this size and fitting stays within seconds at 1M.
 const FIT_SAMPLE: usize = 20_000;
@@ -88,10 +90,7 @@ impl Clusters {
                     scales: Vec::with_capacity(list.len()),
                 };
                 for &firm in list {
-                    let row = embeddings.row(firm as usize);
-                    let largest = row.iter().fold(0.0f32, |m, x| m.max(x.abs()));
-                    let scale = if largest > 0.0 { largest / 127.0 } else { 1.0 };
-                    scan.rows.extend(row.iter().map(|x| (x / scale).round() as i8));
+                    let scale = quantise_into(embeddings.row(firm as usize), &mut scan.rows);
                     scan.scales.push(scale);
                 }
                 scan
@@ -112,12 +111,13 @@ impl Clusters {
                 break;
             }
             let (list, scan) = (&self.lists[cluster as usize], &self.scan[cluster as usize]);
-            scored.extend(list.iter().zip(scan.rows.chunks_exact(dim)).zip(&scan.scales).take(room).map(
-                |((&firm, row), &scale)| {
-                    let dot: f32 = row.iter().zip(&query).map(|(&r, &q)| r as f32 * q).sum();
-                    (firm, dot * scale)
-                },
-            ));
+            scored.extend(
+                list.iter()
+                    .zip(scan.rows.chunks_exact(dim))
+                    .zip(&scan.scales)
+                    .take(room)
+                    .map(|((&firm, row), &scale)| (firm, quantised_dot(row, scale, &query))),
+            );
         }
         top(scored, limit)
     }

