@@ -8,6 +8,7 @@ pub mod firm;
 pub mod model;
 pub mod nace;
 pub mod network;
+pub mod projects;
 
 pub use firm::{FieldError, Firm, GeoPoint, Kind, SizeClass, TextLanguage, check_id, validate_profile};
 pub mod collaboration;

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cluster::Clusters;
 use crate::graph::TieGraph;
+use crate::projects::ProjectTexts;
 use crate::scoring::{Features, SIGNAL_COUNT, Scored, Signal, TrainingQuery, Weights};
 use crate::text::{TextModel, normalise, quantise_into, quantised_dot};
 use crate::valuechain::{self, SectorLink};
@@ -23,9 +24,6 @@ use crate::{Collaboration, Firm, Kind, nace};
 /// klynge is asked for networks of five or more, and pairs and triples tie together
 /// differently (bilateral contracts rather than consortia).
 const MIN_TRAINING_MEMBERS: usize = 5;
-/// Past projects scored per query at most (roughly): beyond this many projects,
-/// only those of the nearest clusters are scanned.
-const PROJECT_SCAN_BUDGET: usize = 3_000;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ModelParams {
@@ -100,12 +98,12 @@ pub struct FittedModel {
     pub pair_weights: Option<Weights>,
     /// Firms with most collaborations, best first.
     pub experienced: Vec<u32>,
-    /// Members of each collaboration (firm positions) and its title embedding.
+    /// Members of each collaboration (firm positions) and its title's terms.
     pub projects: Vec<Vec<u32>>,
-    pub project_embeddings: Array2<f32>,
-    /// Projects by the firm cluster nearest to their title embedding.
-    #[serde(default)]
-    pub project_lists: Vec<Vec<u32>>,
+    pub project_texts: ProjectTexts,
+    /// The collaborations of each firm (rebuilt from `projects`).
+    #[serde(skip)]
+    firm_projects: Vec<Vec<u32>>,
     /// Every firm's offers and needs, embedded once per fit or load (not saved:
     /// rebuilding takes seconds, JSON of them would be large).
     #[serde(skip)]
@@ -185,7 +183,8 @@ impl FittedModel {
             .map(|c| c.members.iter().filter_map(|m| lookup.get(m).copied()).collect::<Vec<u32>>())
             .collect();
         let titles: Vec<String> = collaborations.iter().map(|c| c.title.clone().unwrap_or_default()).collect();
-        let project_embeddings = text.embed_all(&titles);
+        let project_texts = ProjectTexts::build(&text, &titles);
+        let firm_projects = firm_projects(firms.len(), &projects);
         let memberships: Vec<Vec<u32>> = projects.iter().filter(|members| members.len() >= 2).cloned().collect();
         let graph = TieGraph::build(firms.len(), &memberships);
         let clusters = Clusters::fit(
@@ -193,7 +192,6 @@ impl FittedModel {
             params.clusters.unwrap_or(Clusters::default_count(firms.len())),
             params.seed,
         );
-        let project_lists = project_lists(&clusters, &project_embeddings);
         let meta = build_meta(firms, &text, &embeddings);
         let (kind_lift, kind_prior) = kind_statistics(&meta, &memberships);
         let mut experienced: Vec<u32> = (0..firms.len() as u32).filter(|&f| graph.collaborations(f) > 0).collect();
@@ -227,8 +225,8 @@ impl FittedModel {
             pair_weights: None,
             experienced,
             projects,
-            project_embeddings,
-            project_lists,
+            project_texts,
+            firm_projects,
             firms_by_row,
             lookup,
         };
@@ -261,10 +259,8 @@ impl FittedModel {
     pub fn restore(&mut self, embeddings: Array2<f32>) {
         self.embeddings = embeddings;
         self.clusters.index(self.embeddings.view());
-        if self.project_lists.is_empty() {
-            // Saved before projects were indexed by cluster.
-            self.project_lists = project_lists(&self.clusters, &self.project_embeddings);
-        }
+        self.project_texts.index();
+        self.firm_projects = firm_projects(self.ids.len(), &self.projects);
         self.phrases = PhraseVectors::build(&self.text, &self.meta);
         self.lookup = self.ids.iter().enumerate().map(|(i, id)| (id.clone(), i as u32)).collect();
     }
@@ -310,7 +306,21 @@ impl FittedModel {
                 query.anchors.iter().flat_map(|&a| pick(&self.meta[a as usize]).iter().map(String::as_str)).collect();
             (!text.is_empty()).then(|| self.text.embed(&text.join(". ")))
         };
-        let similar_projects = self.similar_projects(view, combined.as_ref());
+        // Projects like the opportunity or, without one, like the anchors' own.
+        let project_query = match &query.text {
+            Some(text) if !text.trim().is_empty() => self.text.sparse(text),
+            _ => {
+                let own: Vec<&[(u32, f32)]> = query
+                    .anchors
+                    .iter()
+                    .flat_map(|&a| self.firm_projects[a as usize].iter())
+                    .filter(|p| view.hidden.is_none_or(|hidden| !hidden.contains(p)))
+                    .map(|&p| self.project_texts.vector(p))
+                    .collect();
+                crate::projects::sum_unit(&own)
+            }
+        };
+        let similar_projects = self.similar_projects(view, &project_query);
         PreparedQuery {
             anchors: query.anchors.clone(),
             text,
@@ -572,9 +582,14 @@ impl FittedModel {
         collaborations: &[Collaboration],
         texts: &[String],
     ) -> (Vec<TrainingQuery>, Vec<TrainingQuery>) {
-        const FOLDS: usize = 4;
-        let per_fold = self.params.training_queries.div_ceil(FOLDS);
-        (0..FOLDS).flat_map(|fold| self.fold_samples(fold, FOLDS, per_fold, firms, collaborations, texts)).unzip()
+        let eligible = collaborations
+            .iter()
+            .filter(|c| c.members.iter().filter(|m| self.lookup.contains_key(*m)).count() >= MIN_TRAINING_MEMBERS)
+            .count()
+            .min(self.params.training_queries);
+        let folds = training_folds(eligible, collaborations.len());
+        let per_fold = self.params.training_queries.div_ceil(folds);
+        (0..folds).flat_map(|fold| self.fold_samples(fold, folds, per_fold, firms, collaborations, texts)).unzip()
     }
 
     fn fold_samples(
@@ -637,13 +652,13 @@ impl FittedModel {
             .enumerate()
             .map(|(i, collaboration)| {
                 let members: Vec<u32> = collaboration.members.iter().filter_map(|m| self.position(m)).collect();
-                let anchor = *members
-                    .iter()
-                    .max_by_key(|&&m| (graph.collaborations(m), std::cmp::Reverse(m)))
-                    .expect("at least two members");
-                let query = self.prepare_in(&view, &Query { anchors: vec![anchor], text: collaboration.title.clone() });
                 let mut rng =
                     Xoshiro256Plus::seed_from_u64(self.params.seed.wrapping_add((fold * 1_000_003 + i) as u64));
+                // The anchor is any member the catalogue already knows from elsewhere, as
+                // a real request's anchor is (a coordinator, seldom the consortium's hub).
+                let known: Vec<u32> = members.iter().copied().filter(|&m| graph.collaborations(m) > 0).collect();
+                let anchor = if known.is_empty() { members[0] } else { known[rng.gen_range(0..known.len())] };
+                let query = self.prepare_in(&view, &Query { anchors: vec![anchor], text: collaboration.title.clone() });
                 let member_set: HashSet<u32> = members.iter().copied().collect();
                 // Negatives come from the pool serving would score, drawn uniformly, so
                 // the weights learn to rank that pool rather than some other one.
@@ -686,42 +701,10 @@ impl FittedModel {
 
     /// Sums, per firm, the similarity of the query to the past collaborations it was
     /// in, over the most similar collaborations only.
-    fn similar_projects(&self, view: &View, query: Option<&Array1<f32>>) -> HashMap<u32, f32> {
+    fn similar_projects(&self, view: &View, query: &[(u32, f32)]) -> HashMap<u32, f32> {
         const TOP: usize = 30;
         let mut out = HashMap::new();
-        let Some(query) = query else { return out };
-        if self.projects.is_empty() {
-            return out;
-        }
-        // Past projects live in the firms' embedding space, so the firm clusters
-        // index them too: a large catalogue scans the projects of the nearest
-        // clusters (within a budget) instead of all of them.
-        let scanned: Vec<u32> = if self.projects.len() <= PROJECT_SCAN_BUDGET || self.project_lists.is_empty() {
-            (0..self.projects.len() as u32).collect()
-        } else {
-            let mut scanned = Vec::with_capacity(PROJECT_SCAN_BUDGET);
-            for cluster in self.clusters.nearest(query.view(), 32) {
-                let room = PROJECT_SCAN_BUDGET.saturating_sub(scanned.len());
-                if room == 0 {
-                    break;
-                }
-                let list = &self.project_lists[cluster as usize];
-                scanned.extend_from_slice(&list[..room.min(list.len())]);
-            }
-            scanned
-        };
-        let mut scored: Vec<(u32, f32)> = scanned
-            .into_iter()
-            .filter(|p| view.hidden.is_none_or(|hidden| !hidden.contains(p)))
-            .map(|p| (p, self.project_embeddings.row(p as usize).dot(query)))
-            .filter(|(_, score)| *score > 0.0)
-            .collect();
-        let top = TOP.min(scored.len());
-        if top == 0 {
-            return out;
-        }
-        scored.select_nth_unstable_by(top - 1, |a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        for &(project, score) in &scored[..top] {
+        for (project, score) in self.project_texts.most_similar(query, view.hidden, TOP) {
             for &member in &self.projects[project as usize] {
                 *out.entry(member).or_default() += score;
             }
@@ -734,7 +717,6 @@ impl FittedModel {
     }
 }
 
-/// Each project under the firm cluster nearest to its title embedding.
 /// Every firm's offers and needs as unit vectors quantised to i8
 /// ([`quantise_into`]): a million firms fit in about 260 MB. A firm without
 /// offers (needs) has a zero row, which scores 0.
@@ -790,20 +772,30 @@ impl PhraseVectors {
     }
 }
 
-fn project_lists(clusters: &Clusters, project_embeddings: &Array2<f32>) -> Vec<Vec<u32>> {
-    let nearest: Vec<Option<u32>> = project_embeddings
-        .outer_iter()
-        .into_par_iter()
-        .map(|vector| clusters.nearest(vector, 1).first().copied())
-        .collect();
-    let mut lists = vec![Vec::new(); clusters.lists.len()];
-    for (project, cluster) in nearest.into_iter().enumerate() {
-        if let Some(cluster) = cluster {
-            lists[cluster as usize].push(project as u32);
+/// The collaborations of each firm, from the members of each collaboration.
+fn firm_projects(firms: usize, projects: &[Vec<u32>]) -> Vec<Vec<u32>> {
+    let mut out = vec![Vec::new(); firms];
+    for (project, members) in projects.iter().enumerate() {
+        for &member in members {
+            out[member as usize].push(project as u32);
         }
     }
-    lists
+    out
 }
+
+/// How many folds the training queries are split into. A real query is one new
+/// consortium beside every known one, so each fold should hide only a small
+/// share of the collaborations: hiding a quarter at once strips the positives of
+/// a quarter of their other ties too, and the weights then learn that ties barely
+/// matter. At most [`MAX_HIDDEN_SHARE`] of the collaborations per fold, within
+/// 4..=[`MAX_FOLDS`] folds (each fold rebuilds the tie graph).
+fn training_folds(eligible: usize, collaborations: usize) -> usize {
+    let per_fold = ((collaborations as f64 * MAX_HIDDEN_SHARE) as usize).max(1);
+    eligible.div_ceil(per_fold).clamp(4, MAX_FOLDS)
+}
+
+const MAX_HIDDEN_SHARE: f64 = 0.02;
+const MAX_FOLDS: usize = 64;
 
 /// Until there are enough collaborations to learn from, only content signals
 /// count, equally: a neutral starting point, reported as not learnt.

@@ -199,6 +199,17 @@ impl TextModel {
         weights
     }
 
+    /// The document's TF-IDF vector scaled to unit length, by term index: what
+    /// the embedding approximates, kept exact for short texts.
+    pub fn sparse(&self, document: &str) -> Vec<(u32, f32)> {
+        let mut weights = self.weights(document);
+        let norm = weights.iter().map(|(_, w)| w * w).sum::<f32>().sqrt();
+        if norm > 0.0 {
+            weights.iter_mut().for_each(|(_, w)| *w /= norm);
+        }
+        weights
+    }
+
     /// Embeds documents in parallel; each row has unit length (or is zero when no
     /// known term occurs).
     pub fn embed_all(&self, documents: &[String]) -> Array2<f32> {
