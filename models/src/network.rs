@@ -102,10 +102,17 @@ impl<'a> Assembler<'a> {
         }
     }
 
+    /// Distinct value-chain stages of the members whose sector is known. A sector
+    /// inferred from text is a guess: good enough to rank by, but rewarding a
+    /// network for covering guessed stages (or punishing guessed competitors)
+    /// rewards noise; on the CORDIS benchmark, whose sectors are all inferred,
+    /// either term costs network precision.
     fn stages(&self, members: &[u32]) -> usize {
         members
             .iter()
-            .flat_map(|&m| self.model.meta[m as usize].sectors.first().map(|s| valuechain::stage(s)))
+            .map(|&m| &self.model.meta[m as usize])
+            .filter(|meta| !meta.sectors_inferred)
+            .flat_map(|meta| meta.sectors.first().map(|s| valuechain::stage(s)))
             .collect::<BTreeSet<_>>()
             .len()
     }
@@ -113,6 +120,8 @@ impl<'a> Assembler<'a> {
     fn competitors(&self, a: u32, b: u32) -> bool {
         let (ma, mb) = (&self.model.meta[a as usize], &self.model.meta[b as usize]);
         !ma.rows.is_empty()
+            && !ma.sectors_inferred
+            && !mb.sectors_inferred
             && ma.rows == mb.rows
             && self.model.clusters.assignment[a as usize] == self.model.clusters.assignment[b as usize]
     }
