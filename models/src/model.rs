@@ -921,3 +921,20 @@ pub fn kind_plural(kind: Kind) -> &'static str {
         Kind::Other => "organisations of this kind",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::training_folds;
+
+    #[test]
+    fn folds_hide_a_small_share_of_the_collaborations() {
+        // The benchmark: 508 training queries among 1,227 collaborations, at most
+        // 24 hidden at once.
+        assert_eq!(training_folds(508, 1_227), 22);
+        // A large catalogue needs no more than the minimum.
+        assert_eq!(training_folds(3_000, 500_000), 4);
+        // Each fold rebuilds the graph, so a dense small one is capped.
+        assert_eq!(training_folds(3_000, 1_000), 64);
+        assert_eq!(training_folds(0, 0), 4);
+    }
+}
