@@ -78,6 +78,9 @@ impl Signal {
     }
 }
 
+/// Partner/non-partner pairs the ranking is fitted on at most.
+const MAX_PAIRS: usize = 150_000;
+
 /// Learnt weights over standardised features.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Weights {
@@ -149,12 +152,21 @@ impl Weights {
         let standardised = |features: &Features, j: usize| (features[j] as f64 - mean[j]) / scale[j];
 
         // Every partner against every non-partner of its query, the order of each
-        // pair alternating so both classes are equally common.
+        // pair alternating so both classes are equally common. Beyond
+        // `MAX_PAIRS`, every n-th pair: the solver's time grows with the pairs,
+        // the weights (a dozen) stop moving long before.
+        let all: usize = queries.iter().map(|q| q.positives.len() * q.negatives.len()).sum();
+        let stride = all.div_ceil(MAX_PAIRS).max(1);
         let mut differences: Vec<f64> = Vec::new();
         let mut labels: Vec<bool> = Vec::new();
+        let mut seen = 0usize;
         for query in queries {
             for positive in &query.positives {
                 for negative in &query.negatives {
+                    seen += 1;
+                    if (seen - 1) % stride != 0 {
+                        continue;
+                    }
                     let first = labels.len().is_multiple_of(2);
                     let (a, b) = if first { (positive, negative) } else { (negative, positive) };
                     differences.extend((0..SIGNAL_COUNT).map(|j| standardised(a, j) - standardised(b, j)));
