@@ -797,8 +797,6 @@ fn training_folds(eligible: usize, collaborations: usize) -> usize {
 const MAX_HIDDEN_SHARE: f64 = 0.02;
 const MAX_FOLDS: usize = 64;
 
-/// Until there are enough collaborations to learn from, only content signals
-/// count, equally: a neutral starting point, reported as not learnt.
 /// Partners per held-out collaboration whose pairs train the pair model.
 const PAIR_SOURCES: usize = 4;
 
@@ -812,6 +810,8 @@ fn pair_features(graph: &TieGraph, model: &FittedModel, a: u32, b: u32) -> Featu
     f
 }
 
+/// Until there are enough collaborations to learn from, only content signals
+/// count, equally: a neutral starting point, reported as not learnt.
 fn prior_weights() -> Weights {
     let mut coefficients = vec![0.0; SIGNAL_COUNT];
     for signal in [Signal::TextSimilarity, Signal::TextMatch, Signal::OfferNeed, Signal::ValueChain] {
