@@ -107,6 +107,7 @@ async fn networks_around_firms_are_served_from_the_refresh_and_match_live_assemb
 
     app.get("/v1/firms/no-such-firm/network").await.assert_error(404, "not_found");
     app.get("/v1/firms/bad%20id/network").await.assert_status(422);
+    app.get("/v1/firms/dk-dairy/network?size=9").await.assert_error(400, "bad_query");
 }
 
 #[tokio::test]

@@ -163,8 +163,9 @@ impl Weights {
         for query in queries {
             for positive in &query.positives {
                 for negative in &query.negatives {
+                    let keep = seen.is_multiple_of(stride);
                     seen += 1;
-                    if (seen - 1) % stride != 0 {
+                    if !keep {
                         continue;
                     }
                     let first = labels.len().is_multiple_of(2);

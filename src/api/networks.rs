@@ -89,14 +89,23 @@ pub async fn create(
     Ok(reply(&request, body, outcome, "network.csv"))
 }
 
+/// The firm's network takes no query parameters (its shape is the refresh's:
+/// 5–8 members, no constraints; `POST /v1/networks` takes them all): a
+/// misspelt or unsupported one is refused rather than silently ignored.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoParams {}
+
 #[utoipa::path(get, path = "/v1/firms/{id}/network", tag = "recommendations",
     params(("id" = String, Path, description = "firm id")),
     responses((status = 200, description = "the network of 5-8 around the firm, as JSON or CSV (Accept: text/csv); `x-cache` says precomputed (by the batch refresh), hit or miss"),
+        (status = 400, description = "a query parameter was given; this endpoint takes none"),
         (status = 404), (status = 422, description = "no network can be built around the firm, with the reason")))]
 pub async fn around(
     state: web::Data<AppState>,
     request: HttpRequest,
     path: web::Path<String>,
+    _params: web::Query<NoParams>,
 ) -> Result<HttpResponse, ApiError> {
     let id = checked_id(&path)?;
     let filename = format!("network-{id}.csv");
