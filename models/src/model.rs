@@ -131,10 +131,19 @@ pub struct PreparedQuery {
     pub cluster: Option<u32>,
     pub rows: Vec<usize>,
     partners_of_partners: HashMap<u32, (f32, u16)>,
-    /// Firms of the past collaborations most similar to the query, by summed similarity.
-    similar_projects: HashMap<u32, f32>,
+    /// Firms of the past collaborations most similar to the query.
+    similar_projects: HashMap<u32, SimilarProjects>,
     needs: Option<Array1<f32>>,
     offers: Option<Array1<f32>>,
+}
+
+/// A firm's share of the past collaborations most like a query: the summed
+/// similarity (the signal) and the most similar one (named in its reason).
+#[derive(Debug, Clone, Copy)]
+struct SimilarProjects {
+    sum: f32,
+    best: u32,
+    best_score: f32,
 }
 
 /// The embeddings and tie graph features are computed against: the served model's
@@ -378,8 +387,8 @@ impl FittedModel {
                 push(partner, &mut out);
             }
         }
-        let mut similar: Vec<(&u32, &f32)> = query.similar_projects.iter().collect();
-        similar.sort_by(|a, b| b.1.total_cmp(a.1).then(a.0.cmp(b.0)));
+        let mut similar: Vec<(&u32, f32)> = query.similar_projects.iter().map(|(f, s)| (f, s.sum)).collect();
+        similar.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
         for (&firm, _) in similar.into_iter().take(per_source) {
             push(firm, &mut out);
         }
@@ -446,7 +455,7 @@ impl FittedModel {
         f[Signal::SameCountry as usize] =
             anchors().any(|a| a.country.is_some() && a.country == meta.country) as u8 as f32;
         f[Signal::Experience as usize] = (view.graph.collaborations(candidate) as f32).ln_1p();
-        f[Signal::SimilarProjects as usize] = query.similar_projects.get(&candidate).copied().unwrap_or(0.0);
+        f[Signal::SimilarProjects as usize] = query.similar_projects.get(&candidate).map_or(0.0, |s| s.sum);
         f[Signal::SameCluster as usize] =
             query.cluster.is_some_and(|cluster| view.assignment[c] == cluster) as u8 as f32;
         f
@@ -529,7 +538,19 @@ impl FittedModel {
                 Signal::Experience => {
                     format!("experienced partner ({} past collaborations)", self.graph.collaborations(candidate))
                 }
-                Signal::SimilarProjects => "took part in past collaborations much like this one".to_string(),
+                Signal::SimilarProjects => {
+                    let named = query.similar_projects.get(&candidate).and_then(|similar| {
+                        let title = shorten(self.project_texts.title(similar.best)?, 90);
+                        let with_anchor =
+                            self.projects[similar.best as usize].iter().any(|m| query.anchors.contains(m));
+                        Some(if with_anchor {
+                            format!("worked with you on '{title}', much like this one")
+                        } else {
+                            format!("took part in '{title}', much like this one (similarity {:.2})", similar.best_score)
+                        })
+                    });
+                    named.unwrap_or_else(|| "took part in past collaborations much like this one".to_string())
+                }
                 Signal::SameCluster => {
                     format!("in the same latent cluster ({})", self.clusters.assignment[candidate as usize])
                 }
@@ -701,12 +722,17 @@ impl FittedModel {
 
     /// Sums, per firm, the similarity of the query to the past collaborations it was
     /// in, over the most similar collaborations only.
-    fn similar_projects(&self, view: &View, query: &[(u32, f32)]) -> HashMap<u32, f32> {
+    fn similar_projects(&self, view: &View, query: &[(u32, f32)]) -> HashMap<u32, SimilarProjects> {
         const TOP: usize = 30;
-        let mut out = HashMap::new();
+        let mut out: HashMap<u32, SimilarProjects> = HashMap::new();
+        // Best first, so a member's first project is its most similar one.
         for (project, score) in self.project_texts.most_similar(query, view.hidden, TOP) {
             for &member in &self.projects[project as usize] {
-                *out.entry(member).or_default() += score;
+                out.entry(member).and_modify(|similar| similar.sum += score).or_insert(SimilarProjects {
+                    sum: score,
+                    best: project,
+                    best_score: score,
+                });
             }
         }
         out
@@ -910,6 +936,16 @@ fn kind_statistics(meta: &[FirmMeta], memberships: &[Vec<u32>]) -> ([[f32; 5]; 5
         std::array::from_fn(|b| ((pair[a][b] / row) / prior[b]).ln() as f32)
     });
     (lift, std::array::from_fn(|k| prior[k].ln() as f32))
+}
+
+/// At most `limit` characters of `text`, with an ellipsis when cut.
+fn shorten(text: &str, limit: usize) -> String {
+    if text.chars().count() <= limit {
+        return text.to_string();
+    }
+    let mut short: String = text.chars().take(limit - 1).collect();
+    short.push('…');
+    short
 }
 
 pub fn kind_plural(kind: Kind) -> &'static str {

@@ -20,6 +20,8 @@ const POSTINGS_PER_TERM: usize = 20_000;
 pub struct ProjectTexts {
     /// Each project's unit TF-IDF vector, by term index.
     vectors: Vec<Vec<(u32, f32)>>,
+    /// Each project's title, named in reasons ("closest: …").
+    titles: Vec<String>,
     /// For each term, the projects using it and its weight there, heaviest first.
     #[serde(skip)]
     postings: HashMap<u32, Vec<(u32, f32)>>,
@@ -27,8 +29,11 @@ pub struct ProjectTexts {
 
 impl ProjectTexts {
     pub fn build(text: &TextModel, titles: &[String]) -> ProjectTexts {
-        let mut texts =
-            ProjectTexts { vectors: titles.iter().map(|title| text.sparse(title)).collect(), ..Default::default() };
+        let mut texts = ProjectTexts {
+            vectors: titles.iter().map(|title| text.sparse(title)).collect(),
+            titles: titles.to_vec(),
+            ..Default::default()
+        };
         texts.index();
         texts
     }
@@ -57,6 +62,11 @@ impl ProjectTexts {
 
     pub fn vector(&self, project: u32) -> &[(u32, f32)] {
         &self.vectors[project as usize]
+    }
+
+    /// The project's title, unless it has none.
+    pub fn title(&self, project: u32) -> Option<&str> {
+        self.titles.get(project as usize).map(String::as_str).filter(|title| !title.trim().is_empty())
     }
 
     /// The `top` projects most similar (cosine) to `query`, best first, leaving
@@ -128,6 +138,7 @@ mod tests {
         assert!(found[0].1 >= found[1].1 && found[1].1 > 0.0);
         let hidden: HashSet<u32> = [0].into_iter().collect();
         assert_eq!(projects.most_similar(&query, Some(&hidden), 1)[0].0, 3);
+        assert_eq!(projects.title(3), Some("recycling of solar panel glass"));
         let exact = projects.most_similar(projects.vector(1), None, 1);
         assert_eq!(exact[0].0, 1);
         assert!((exact[0].1 - 1.0).abs() < 1e-5);
