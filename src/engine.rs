@@ -306,6 +306,14 @@ impl Engine {
             "training_pairs": { "positives": model.weights.positives, "negatives": model.weights.negatives },
             "intercept": model.weights.intercept,
             "weights": weights,
+            // What ranks an opportunity asked without an anchor (weight per unit).
+            "opportunity_weights": model.opportunity_weights.as_ref().map(|weights| {
+                SIGNALS
+                    .iter()
+                    .enumerate()
+                    .map(|(i, signal)| (signal.name().to_string(), json!(weights.raw_weight(i))))
+                    .collect::<serde_json::Map<String, Value>>()
+            }),
             // What holds a network together: weight per unit of each pair signal
             // between two members (null when too few collaborations to learn it).
             "pair_weights": model.pair_weights.as_ref().map(|pair| json!({
@@ -430,7 +438,7 @@ impl Engine {
 
     pub fn partner(&self, model: &FittedModel, query: &PreparedQuery, candidate: u32) -> Partner {
         let features = model.features(query, candidate);
-        let scored = model.weights.score(&features);
+        let scored = model.weights_for(query).score(&features);
         let meta = &model.meta[candidate as usize];
         Partner {
             id: model.id(candidate).to_string(),

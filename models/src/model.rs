@@ -89,6 +89,11 @@ pub struct FittedModel {
     pub weights: Weights,
     /// Whether `weights` were learnt (false: too few collaborations, prior used).
     pub weights_learnt: bool,
+    /// Weights for queries without an anchor (an opportunity in words only),
+    /// learnt on the same held-out collaborations asked without one. Without an
+    /// anchor the tie and profile signals are absent, and the anchored weights
+    /// (which lean on them, with text as a tie-breaker) would rank by experience.
+    pub opportunity_weights: Option<Weights>,
     /// How strongly ties and supplier links between two *members* predict that
     /// they sit in the same consortium, learnt like `weights` but on member–member
     /// pairs with only those pair signals. `weights` cannot tell this: for an
@@ -135,6 +140,17 @@ pub struct PreparedQuery {
     similar_projects: HashMap<u32, SimilarProjects>,
     needs: Option<Array1<f32>>,
     offers: Option<Array1<f32>>,
+}
+
+/// Training queries from held-out collaborations, each asked three ways.
+#[derive(Default)]
+struct TrainingSamples {
+    /// With an anchor: for `weights`.
+    anchored: Vec<TrainingQuery>,
+    /// Without one: for `opportunity_weights`.
+    opportunity: Vec<TrainingQuery>,
+    /// Member–member pairs: for `pair_weights`.
+    pairs: Vec<TrainingQuery>,
 }
 
 /// A firm's share of the past collaborations most like a query: the summed
@@ -231,6 +247,7 @@ impl FittedModel {
             kind_prior,
             weights: prior_weights(),
             weights_learnt: false,
+            opportunity_weights: None,
             pair_weights: None,
             experienced,
             projects,
@@ -239,12 +256,13 @@ impl FittedModel {
             firms_by_row,
             lookup,
         };
-        let (samples, pairs) = model.training_samples(firms, collaborations, &texts);
-        if let Ok(weights) = Weights::fit(&samples) {
+        let samples = model.training_samples(firms, collaborations, &texts);
+        if let Ok(weights) = Weights::fit(&samples.anchored) {
             model.weights = weights;
             model.weights_learnt = true;
+            model.opportunity_weights = Weights::fit(&samples.opportunity).ok();
         }
-        model.pair_weights = Weights::fit(&pairs).ok();
+        model.pair_weights = Weights::fit(&samples.pairs).ok();
         Ok(model)
     }
 
@@ -472,8 +490,17 @@ impl FittedModel {
         best
     }
 
+    /// The weights that rank candidates for `query`: the anchored ones, or the
+    /// opportunity-only ones when there is no anchor (and they could be learnt).
+    pub fn weights_for(&self, query: &PreparedQuery) -> &Weights {
+        match &self.opportunity_weights {
+            Some(weights) if query.anchors.is_empty() => weights,
+            _ => &self.weights,
+        }
+    }
+
     pub fn score(&self, query: &PreparedQuery, candidate: u32) -> Scored {
-        self.weights.score(&self.features(query, candidate))
+        self.weights_for(query).score(&self.features(query, candidate))
     }
 
     /// Plain-language reasons for the strongest positive signals of a candidate.
@@ -483,7 +510,9 @@ impl FittedModel {
         // favour; a below-average value of a negatively weighted signal does not
         // make a reason a cluster manager could repeat.
         let mut order: Vec<usize> = (0..SIGNAL_COUNT)
-            .filter(|&s| scored.contributions[s] > 0.05 && features[s] > 0.0 && self.weights.coefficients[s] > 0.0)
+            .filter(|&s| {
+                scored.contributions[s] > 0.05 && features[s] > 0.0 && self.weights_for(query).coefficients[s] > 0.0
+            })
             .collect();
         order.sort_by(|&a, &b| scored.contributions[b].total_cmp(&scored.contributions[a]));
         let mut reasons = Vec::new();
@@ -591,18 +620,13 @@ impl FittedModel {
         best.map(|(_, pair)| pair)
     }
 
-    /// Labelled pairs for the weights, by four-fold cross-fitting: in each fold a
-    /// quarter of the collaborations are held out as queries (anchor = the most
-    /// experienced member, text = the title), and features are computed against a
-    /// view where held-out collaborations are not ties and their titles are cut
-    /// from their members' texts, so nothing a query asks for leaks into its own
+    /// Labelled samples for the weights, by cross-fitting: in each fold a few
+    /// collaborations are held out as queries (text = the title; anchor = a member
+    /// known from elsewhere, or none), and features are computed against a view
+    /// where held-out collaborations are not ties and their titles are cut from
+    /// their members' texts, so nothing a query asks for leaks into its own
     /// features.
-    fn training_samples(
-        &self,
-        firms: &[Firm],
-        collaborations: &[Collaboration],
-        texts: &[String],
-    ) -> (Vec<TrainingQuery>, Vec<TrainingQuery>) {
+    fn training_samples(&self, firms: &[Firm], collaborations: &[Collaboration], texts: &[String]) -> TrainingSamples {
         let eligible = collaborations
             .iter()
             .filter(|c| c.members.iter().filter(|m| self.lookup.contains_key(*m)).count() >= MIN_TRAINING_MEMBERS)
@@ -610,7 +634,16 @@ impl FittedModel {
             .min(self.params.training_queries);
         let folds = training_folds(eligible, collaborations.len());
         let per_fold = self.params.training_queries.div_ceil(folds);
-        (0..folds).flat_map(|fold| self.fold_samples(fold, folds, per_fold, firms, collaborations, texts)).unzip()
+        let mut samples = TrainingSamples::default();
+        for fold in 0..folds {
+            for (anchored, opportunity, pairs) in self.fold_samples(fold, folds, per_fold, firms, collaborations, texts)
+            {
+                samples.anchored.push(anchored);
+                samples.opportunity.push(opportunity);
+                samples.pairs.push(pairs);
+            }
+        }
+        samples
     }
 
     fn fold_samples(
@@ -621,7 +654,7 @@ impl FittedModel {
         firms: &[Firm],
         collaborations: &[Collaboration],
         texts: &[String],
-    ) -> Vec<(TrainingQuery, TrainingQuery)> {
+    ) -> Vec<(TrainingQuery, TrainingQuery, TrainingQuery)> {
         let mut held_out: Vec<&Collaboration> = collaborations
             .iter()
             .enumerate()
@@ -683,8 +716,8 @@ impl FittedModel {
                 let member_set: HashSet<u32> = members.iter().copied().collect();
                 // Negatives come from the pool serving would score, drawn uniformly, so
                 // the weights learn to rank that pool rather than some other one.
-                let pool: Vec<u32> =
-                    self.candidates_in(&view, &query, 150).into_iter().filter(|f| !member_set.contains(f)).collect();
+                let (found, pool): (Vec<u32>, Vec<u32>) =
+                    self.candidates_in(&view, &query, 150).into_iter().partition(|f| member_set.contains(f));
                 let mut negatives: Vec<u32> =
                     (0..30.min(pool.len())).map(|_| pool[rng.gen_range(0..pool.len())]).collect();
                 for _ in 0..5 {
@@ -711,11 +744,32 @@ impl FittedModel {
                     );
                     pairs.negatives.extend(negatives.iter().map(|&n| pair_features(&graph, self, a, n)));
                 }
+                // Ranking is learnt among what the pool holds, partners included: the
+                // pool is selected on these very signals, and partners it misses
+                // would teach that a signal which brought non-partners in is bad.
                 let ranking = TrainingQuery {
-                    positives: partners.iter().map(|&m| self.features_in(&view, &query, m)).collect(),
+                    positives: partners
+                        .iter()
+                        .filter(|m| found.contains(m))
+                        .map(|&m| self.features_in(&view, &query, m))
+                        .collect(),
                     negatives: negatives.into_iter().map(|n| self.features_in(&view, &query, n)).collect(),
                 };
-                (ranking, pairs)
+                // The same collaboration asked for by its title alone: every member
+                // known from elsewhere is a partner to find.
+                let open = self.prepare_in(&view, &Query { anchors: Vec::new(), text: collaboration.title.clone() });
+                let (found, pool): (Vec<u32>, Vec<u32>) =
+                    self.candidates_in(&view, &open, 150).into_iter().partition(|f| member_set.contains(f));
+                let negatives = (0..30.min(pool.len())).map(|_| pool[rng.gen_range(0..pool.len())]);
+                let opportunity = TrainingQuery {
+                    positives: known
+                        .iter()
+                        .filter(|m| found.contains(m))
+                        .map(|&m| self.features_in(&view, &open, m))
+                        .collect(),
+                    negatives: negatives.map(|n| self.features_in(&view, &open, n)).collect(),
+                };
+                (ranking, opportunity, pairs)
             })
             .collect()
     }
