@@ -714,12 +714,7 @@ impl FittedModel {
                 let anchor = if known.is_empty() { members[0] } else { known[rng.gen_range(0..known.len())] };
                 let query = self.prepare_in(&view, &Query { anchors: vec![anchor], text: collaboration.title.clone() });
                 let member_set: HashSet<u32> = members.iter().copied().collect();
-                // Negatives come from the pool serving would score, drawn uniformly, so
-                // the weights learn to rank that pool rather than some other one.
-                let (found, pool): (Vec<u32>, Vec<u32>) =
-                    self.candidates_in(&view, &query, 150).into_iter().partition(|f| member_set.contains(f));
-                let mut negatives: Vec<u32> =
-                    (0..30.min(pool.len())).map(|_| pool[rng.gen_range(0..pool.len())]).collect();
+                let (found, mut negatives) = self.pool_sample(&view, &query, &member_set, &mut rng);
                 for _ in 0..5 {
                     let firm = rng.gen_range(0..self.len() as u32);
                     if !member_set.contains(&firm) {
@@ -744,34 +739,53 @@ impl FittedModel {
                     );
                     pairs.negatives.extend(negatives.iter().map(|&n| pair_features(&graph, self, a, n)));
                 }
-                // Ranking is learnt among what the pool holds, partners included: the
-                // pool is selected on these very signals, and partners it misses
-                // would teach that a signal which brought non-partners in is bad.
-                let ranking = TrainingQuery {
-                    positives: partners
-                        .iter()
-                        .filter(|m| found.contains(m))
-                        .map(|&m| self.features_in(&view, &query, m))
-                        .collect(),
-                    negatives: negatives.into_iter().map(|n| self.features_in(&view, &query, n)).collect(),
-                };
+                let ranking = self.training_query(&view, &query, &partners, &found, &negatives);
                 // The same collaboration asked for by its title alone: every member
                 // known from elsewhere is a partner to find.
                 let open = self.prepare_in(&view, &Query { anchors: Vec::new(), text: collaboration.title.clone() });
-                let (found, pool): (Vec<u32>, Vec<u32>) =
-                    self.candidates_in(&view, &open, 150).into_iter().partition(|f| member_set.contains(f));
-                let negatives = (0..30.min(pool.len())).map(|_| pool[rng.gen_range(0..pool.len())]);
-                let opportunity = TrainingQuery {
-                    positives: known
-                        .iter()
-                        .filter(|m| found.contains(m))
-                        .map(|&m| self.features_in(&view, &open, m))
-                        .collect(),
-                    negatives: negatives.map(|n| self.features_in(&view, &open, n)).collect(),
-                };
+                let (found, negatives) = self.pool_sample(&view, &open, &member_set, &mut rng);
+                let opportunity = self.training_query(&view, &open, &known, &found, &negatives);
                 (ranking, opportunity, pairs)
             })
             .collect()
+    }
+
+    /// The members a training query's candidate pool holds, and non-partners
+    /// drawn uniformly from that pool: the weights learn to rank the pool serving
+    /// scores, not some other one.
+    fn pool_sample(
+        &self,
+        view: &View,
+        query: &PreparedQuery,
+        members: &HashSet<u32>,
+        rng: &mut Xoshiro256Plus,
+    ) -> (HashSet<u32>, Vec<u32>) {
+        let (found, pool): (Vec<u32>, Vec<u32>) =
+            self.candidates_in(view, query, 150).into_iter().partition(|f| members.contains(f));
+        let negatives = (0..30.min(pool.len())).map(|_| pool[rng.gen_range(0..pool.len())]).collect();
+        (found.into_iter().collect(), negatives)
+    }
+
+    /// Features of a training query's partners and non-partners. Only partners the
+    /// pool holds count: the pool is selected on these very signals, so partners
+    /// it misses look worse on them than the non-partners it holds, and would
+    /// teach that a signal which brings firms in counts against them.
+    fn training_query(
+        &self,
+        view: &View,
+        query: &PreparedQuery,
+        partners: &[u32],
+        found: &HashSet<u32>,
+        negatives: &[u32],
+    ) -> TrainingQuery {
+        TrainingQuery {
+            positives: partners
+                .iter()
+                .filter(|m| found.contains(m))
+                .map(|&m| self.features_in(view, query, m))
+                .collect(),
+            negatives: negatives.iter().map(|&n| self.features_in(view, query, n)).collect(),
+        }
     }
 
     /// Sums, per firm, the similarity of the query to the past collaborations it was
