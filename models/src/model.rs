@@ -1058,7 +1058,28 @@ pub fn kind_plural(kind: Kind) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use super::training_folds;
+    use super::{PooledQuery, SIGNAL_COUNT, TrainingQuery, learn_among_pool, training_folds};
+
+    fn pooled(held: usize, missed: usize) -> PooledQuery {
+        PooledQuery {
+            query: TrainingQuery {
+                positives: vec![[1.0; SIGNAL_COUNT]; held],
+                negatives: vec![[0.0; SIGNAL_COUNT]; 3],
+            },
+            missed: vec![[0.5; SIGNAL_COUNT]; missed],
+        }
+    }
+
+    #[test]
+    fn learns_among_the_pool_only_when_it_finds_partners() {
+        // The pools hold 3 of 5 partners: missed ones are left out.
+        let queries = learn_among_pool(vec![pooled(2, 1), pooled(1, 1)]);
+        assert_eq!(queries.iter().map(|q| q.positives.len()).sum::<usize>(), 3);
+        assert_eq!(queries[0].negatives.len(), 3);
+        // They hold 1 of 10: every partner counts.
+        let queries = learn_among_pool(vec![pooled(1, 4), pooled(0, 5)]);
+        assert_eq!(queries.iter().map(|q| q.positives.len()).sum::<usize>(), 10);
+    }
 
     #[test]
     fn folds_hide_a_small_share_of_the_collaborations() {
