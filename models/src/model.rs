@@ -926,7 +926,8 @@ const PAIR_SOURCES: usize = 4;
 
 /// The pair signals between two firms, in the places of the ranking signals of
 /// the same meaning (the others stay zero): ties and value-chain strength.
-fn pair_features(graph: &TieGraph, model: &FittedModel, a: u32, b: u32) -> Features {
+/// Training passes its held-out view's graph; networks pass the model's.
+pub fn pair_features(graph: &TieGraph, model: &FittedModel, a: u32, b: u32) -> Features {
     let mut f = [0.0f32; SIGNAL_COUNT];
     f[Signal::Ties as usize] = (graph.ties(a, b) as f32).ln_1p();
     let rows = |x: u32| model.meta[x as usize].rows.iter().map(|&r| r as usize).collect::<Vec<_>>();

@@ -18,7 +18,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 
 use crate::Kind;
-use crate::model::FittedModel;
+use crate::model::{FittedModel, pair_features};
 use crate::scoring::{SIGNAL_COUNT, Signal};
 use crate::valuechain;
 
@@ -85,20 +85,17 @@ struct Assembler<'a> {
 
 impl<'a> Assembler<'a> {
     fn pair_fit(&self, a: u32, b: u32) -> f32 {
-        let ties = (self.model.graph.ties(a, b) as f32).ln_1p();
-        let rows = |f: u32| self.model.meta[f as usize].rows.iter().map(|&r| r as usize).collect::<Vec<_>>();
-        let chain = valuechain::table().strength(&rows(a), &rows(b)) * 10.0;
+        // The same pair signals the pair model was learnt on.
+        let features = pair_features(&self.model.graph, self.model, a, b);
         match &self.model.pair_weights {
             // The pair model's probability that the two sit in one consortium, above
             // that of two unlinked firms: on the same 0..1 scale as relevance, so
             // a tight club of well-connected members cannot outweigh relevance.
-            Some(pair) => {
-                let mut features = [0.0f32; SIGNAL_COUNT];
-                features[Signal::Ties as usize] = ties;
-                features[Signal::ValueChain as usize] = chain;
-                (pair.score(&features).score - self.unlinked).max(0.0)
+            Some(pair) => (pair.score(&features).score - self.unlinked).max(0.0),
+            None => {
+                self.tie_weight * features[Signal::Ties as usize]
+                    + self.chain_weight * features[Signal::ValueChain as usize]
             }
-            None => self.tie_weight * ties + self.chain_weight * chain,
         }
     }
 
