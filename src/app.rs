@@ -3,6 +3,7 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -28,6 +29,9 @@ pub struct AppState {
     pub cache: Cache,
     pub jobs: Arc<Jobs>,
     changes: Arc<Notify>,
+    /// Set from start-up until the first fit of a catalogue that has no model
+    /// yet ends: recommendations cannot be answered, so the service is not ready.
+    starting: Arc<AtomicBool>,
 }
 
 impl AppState {
@@ -35,22 +39,35 @@ impl AppState {
     pub fn changed(&self) {
         self.changes.notify_one();
     }
+
+    /// Whether the first model of the catalogue is still being fitted.
+    pub fn is_starting(&self) -> bool {
+        self.starting.load(Ordering::Acquire)
+    }
 }
 
 /// Refits the model after writes, once they have been quiet for the debounce
 /// period, so a bulk import of many batches costs one fit, not one per batch.
-/// Serving goes on from the previous model until the new one is swapped in.
-fn spawn_retrainer(engine: Arc<Engine>, changes: Arc<Notify>, debounce: Duration) {
+/// Serving goes on from the previous model until the new one is swapped in. At
+/// start-up a missing or stale model is refitted at once: there is no burst of
+/// writes to wait for. `starting` is cleared when that first fit ends, whether
+/// it succeeded or not (a catalogue that cannot be fitted still serves search).
+fn spawn_retrainer(engine: Arc<Engine>, changes: Arc<Notify>, debounce: Duration, starting: Arc<AtomicBool>) {
     tokio::spawn(async move {
+        let mut at_once = !engine.model_is_current();
         loop {
-            changes.notified().await;
-            while tokio::time::timeout(debounce, changes.notified()).await.is_ok() {}
+            if !at_once {
+                changes.notified().await;
+                while tokio::time::timeout(debounce, changes.notified()).await.is_ok() {}
+            }
+            at_once = false;
             let engine = engine.clone();
             match tokio::task::spawn_blocking(move || engine.fit()).await {
                 Ok(Ok(_)) => {}
                 Ok(Err(error)) => tracing::error!(%error, "model refit failed; serving the previous model"),
                 Err(error) => tracing::error!(%error, "model refit panicked; serving the previous model"),
             }
+            starting.store(false, Ordering::Release);
         }
     });
 }
@@ -92,18 +109,19 @@ impl Application {
         let settings = Arc::new(settings);
         crate::telemetry::prometheus();
         let changes = Arc::new(Notify::new());
+        let starting = Arc::new(AtomicBool::new(false));
         if settings.models.retrain_debounce_seconds > 0 {
             let debounce = Duration::from_secs(settings.models.retrain_debounce_seconds);
-            spawn_retrainer(engine.clone(), changes.clone(), debounce);
-        }
-        if !engine.model_is_current() {
-            changes.notify_one();
+            let counting = engine.clone();
+            let firms = tokio::task::spawn_blocking(move || counting.index().num_firms()).await??;
+            starting.store(engine.model().is_none() && firms > 0, Ordering::Release);
+            spawn_retrainer(engine.clone(), changes.clone(), debounce, starting.clone());
         }
         let jobs = Arc::new(Jobs::default());
         if let Some(pattern) = &settings.refresh.schedule {
             crate::jobs::spawn_scheduler(jobs.clone(), engine.clone(), settings.clone(), pattern);
         }
-        let state = web::Data::new(AppState { settings: settings.clone(), engine, cache, jobs, changes });
+        let state = web::Data::new(AppState { settings: settings.clone(), engine, cache, jobs, changes, starting });
         let workers = match settings.server.workers {
             0 => std::thread::available_parallelism().map(usize::from).unwrap_or(2),
             n => n,

@@ -4,6 +4,7 @@
 mod common;
 
 use std::collections::{BTreeSet, HashSet};
+use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -469,6 +470,36 @@ fn urlencode(text: &str) -> String {
     text.bytes()
         .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
         .collect()
+}
+
+/// A catalogue without a model (here: written with a long refit debounce, then
+/// restarted) is fitted at once on start-up, and until then readiness says
+/// 503 `starting`, never 200 with recommendations that would answer 503.
+#[tokio::test]
+async fn readiness_waits_for_the_first_model() {
+    let mut app = TestApp::builder().retrain_after(300).spawn().await;
+    app.upsert(&catalogue()).await;
+    app.collaborate(&collaborations()).await;
+    let before = app.get("/health/ready").await;
+    before.assert_status(200);
+    assert!(before.json()["model"].is_null(), "no fit within the debounce: {}", before.json());
+
+    app.restart().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let ready = loop {
+        let reply = app.get("/health/ready").await;
+        let body = reply.json();
+        if reply.status == 200 {
+            break body;
+        }
+        reply.assert_status(503);
+        assert_eq!(body["status"], "starting", "{body}");
+        assert!(std::time::Instant::now() < deadline, "no model a minute after start-up: {body}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(ready["status"], "ready");
+    assert_eq!(ready["model"]["current"], true, "ready only with a model, fitted without waiting 300 s: {ready}");
+    app.get("/v1/firms/dk-dairy/partners?k=3").await.assert_status(200);
 }
 
 #[tokio::test]

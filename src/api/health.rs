@@ -1,5 +1,7 @@
 //! Liveness, readiness and Prometheus metrics. Readiness reports the cache state
 //! but never fails on it: a missing Redis slows the service, it does not stop it.
+//! It does fail (503, `"status": "starting"`) while the first model of a
+//! catalogue is being fitted, when recommendations would answer 503.
 
 use actix_web::{HttpResponse, web};
 use serde_json::json;
@@ -18,9 +20,17 @@ pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
     let engine = state.engine.clone();
     let (firms, generation) = blocking(move || Ok((engine.index().num_firms()?, engine.index().generation()))).await?;
     let cache_state = state.cache.state().await;
+    // Checked before the model is read: the first fit installs its model before
+    // it clears the flag, so a fit ending in between reads as starting with a
+    // model, never as ready without one.
+    let (mut reply, status) = if state.is_starting() {
+        (HttpResponse::ServiceUnavailable(), "starting")
+    } else {
+        (HttpResponse::Ok(), "ready")
+    };
     let model = state.engine.model_info();
-    Ok(HttpResponse::Ok().json(json!({
-        "status": "ready",
+    Ok(reply.json(json!({
+        "status": status,
         "index": { "firms": firms, "generation": generation },
         "model": model,
         "cache": { "backend": state.cache.backend_name(), "state": cache_state },
