@@ -452,8 +452,16 @@ impl FittedModel {
                 push(firm, &mut out);
             }
         }
-        for &firm in self.experienced.iter().take(per_source / 2) {
-            push(firm, &mut out);
+        // The most experienced firms overall join an anchor's pool (the partners an
+        // anchor's own circle may not reach), but not an opportunity's: there they
+        // would be the same firms for every text, and the learnt opportunity weights
+        // (experience counts in who joins a consortium) would lead every shortlist
+        // with them, relevant or not. Experienced firms that are relevant still come
+        // in through the text and similar-projects sources.
+        if !query.anchors.is_empty() {
+            for &firm in self.experienced.iter().take(per_source / 2) {
+                push(firm, &mut out);
+            }
         }
         out
     }
