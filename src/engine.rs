@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use klynge_index::{FirmIndex, IndexError, StoredFirm, TextField};
 use klynge_models::model::{FittedModel, ModelParams, PreparedQuery, Query, Reason};
-use klynge_models::scoring::{SIGNALS, Signal};
+use klynge_models::scoring::{Features, SIGNALS, Scored, Signal};
 use klynge_models::{Collaboration, Kind, SizeClass};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -400,8 +400,8 @@ impl Engine {
         let mut candidates = model.candidates(query, PER_SOURCE);
         let mut seen: HashSet<u32> = candidates.iter().copied().chain(query.anchors.iter().copied()).collect();
         let mut searches: Vec<(String, TextField, usize)> = Vec::new();
-        if let Some(text) = opportunity {
-            searches.push((model.text.key_terms(text, 16).join(" "), TextField::Body, PER_SOURCE));
+        if opportunity.is_some() && !query.key_terms.is_empty() {
+            searches.push((query.key_terms.join(" "), TextField::Body, PER_SOURCE));
         }
         for &anchor in &query.anchors {
             let meta = &model.meta[anchor as usize];
@@ -459,8 +459,39 @@ impl Engine {
                     contribution: scored.contributions[i],
                 })
                 .collect(),
-            reasons: model.reasons(query, candidate, &scored, &features),
+            reasons: self.reasons(model, query, candidate, &scored, &features),
         }
+    }
+
+    /// The model's reasons; when no signal counts in the firm's favour (a firm the
+    /// opportunity's wording found, in a catalogue whose learnt weights favour track
+    /// records), the opportunity's terms its profile shares, so that no
+    /// recommendation comes without a reason a cluster manager can check.
+    fn reasons(
+        &self,
+        model: &FittedModel,
+        query: &PreparedQuery,
+        candidate: u32,
+        scored: &Scored,
+        features: &Features,
+    ) -> Vec<Reason> {
+        let mut reasons = model.reasons(query, candidate, scored, features);
+        if reasons.is_empty()
+            && !query.key_terms.is_empty()
+            && let Ok(Some(stored)) = self.index.get_firm(model.id(candidate))
+        {
+            let shared = klynge_models::text::terms_in(&query.key_terms, &stored.firm.text(), 5);
+            let similarity = features[Signal::TextSimilarity as usize];
+            let text = if !shared.is_empty() {
+                format!("its profile mentions {} from the opportunity", quoted_list(&shared))
+            } else {
+                format!("its profile is close to the opportunity's wording (similarity {similarity:.2})")
+            };
+            if !shared.is_empty() || similarity > 0.0 {
+                reasons.push(Reason { signal: Signal::TextSimilarity.name(), text });
+            }
+        }
+        reasons
     }
 }
 
@@ -475,4 +506,26 @@ pub fn model_dir(data_dir: &std::path::Path) -> PathBuf {
 /// Signals in the order of the feature vector, for docs and CSV headers.
 pub fn signal_names() -> Vec<&'static str> {
     SIGNALS.iter().map(|s: &Signal| s.name()).collect()
+}
+
+/// `'a', 'b' and 'c'`.
+fn quoted_list(items: &[&str]) -> String {
+    let quoted: Vec<String> = items.iter().map(|item| format!("'{item}'")).collect();
+    match quoted.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => quoted.join(""),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quoted_list;
+
+    #[test]
+    fn lists_read_as_prose() {
+        assert_eq!(quoted_list(&["heat"]), "'heat'");
+        assert_eq!(quoted_list(&["heat", "pumps"]), "'heat' and 'pumps'");
+        assert_eq!(quoted_list(&["a", "b", "c"]), "'a', 'b' and 'c'");
+        assert_eq!(quoted_list(&[]), "");
+    }
 }

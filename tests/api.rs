@@ -816,6 +816,12 @@ async fn shortlists_rank_firms_for_an_opportunity() {
     let reply = app.query_json("/v1/shortlists", &body).await;
     let partners = assert_ranked_partners(&reply, None);
     assert!(partners.len() <= 5);
+    for partner in &partners {
+        assert!(
+            partner["reasons"].as_array().is_some_and(|r| !r.is_empty()),
+            "every firm shortlisted has a reason: {partner}"
+        );
+    }
     let ids = ids_of(&json!(partners));
     assert!(
         ids.iter().any(|id| ["dk-coldchain", "de-logistics", "se-coldlog", "dk-warehouse"].contains(&id.as_str())),

@@ -138,6 +138,9 @@ pub struct PreparedQuery {
     partners_of_partners: HashMap<u32, (f32, u16)>,
     /// Firms of the past collaborations most similar to the query.
     similar_projects: HashMap<u32, SimilarProjects>,
+    /// The opportunity's most distinctive terms, heaviest first: its BM25 query,
+    /// and what a profile is shown to share with it.
+    pub key_terms: Vec<String>,
     needs: Option<Array1<f32>>,
     offers: Option<Array1<f32>>,
 }
@@ -380,7 +383,12 @@ impl FittedModel {
             }
         };
         let similar_projects = self.similar_projects(view, &project_query);
+        let key_terms = match &query.text {
+            Some(text) => self.text.key_terms(text, KEY_TERMS),
+            None => Vec::new(),
+        };
         PreparedQuery {
+            key_terms,
             anchors: query.anchors.clone(),
             text,
             anchor_profile,
@@ -927,6 +935,9 @@ fn training_folds(eligible: usize, collaborations: usize) -> usize {
 }
 
 const MAX_HIDDEN_SHARE: f64 = 0.02;
+
+/// Terms of an opportunity used to retrieve and explain matches.
+const KEY_TERMS: usize = 16;
 const MAX_FOLDS: usize = 64;
 
 /// Partners per held-out collaboration whose pairs train the pair model.

@@ -5,7 +5,7 @@
 //! of the term's vocabulary index — so it scales to any vocabulary, and cosine
 //! similarity of embeddings approximates TF-IDF cosine.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
 
 use linfa_preprocessing::CountVectorizer;
@@ -248,6 +248,12 @@ impl TextModel {
     }
 }
 
+/// Which of `terms` occur in `document`, in the order of `terms` (at most `limit`).
+pub fn terms_in<'a>(terms: &'a [String], document: &str, limit: usize) -> Vec<&'a str> {
+    let present: HashSet<String> = tokens(document).collect();
+    terms.iter().filter(|term| present.contains(*term)).take(limit).map(String::as_str).collect()
+}
+
 /// In how many of `documents` each of `terms` (sorted) occurs.
 fn document_frequencies(documents: &[String], terms: &[String]) -> Vec<u32> {
     let lookup: HashMap<&str, u32> = terms.iter().enumerate().map(|(i, t)| (t.as_str(), i as u32)).collect();
@@ -337,6 +343,14 @@ mod tests {
         assert!(dairy > unrelated + 0.2, "dairy {dairy} vs unrelated {unrelated}");
         let norm = embeddings.row(2).dot(&embeddings.row(2));
         assert!((norm - 1.0).abs() < 1e-4);
+    }
+
+    #[test]
+    fn terms_in_keeps_the_order_of_the_terms() {
+        let terms: Vec<String> = ["heat", "pumps", "timber", "housing"].map(String::from).to_vec();
+        assert_eq!(terms_in(&terms, "Housing with heat-pumps; no wood.", 5), vec!["heat", "pumps", "housing"]);
+        assert_eq!(terms_in(&terms, "Housing with heat-pumps; no wood.", 2), vec!["heat", "pumps"]);
+        assert!(terms_in(&terms, "dairy", 5).is_empty());
     }
 
     #[test]
