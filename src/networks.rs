@@ -6,12 +6,15 @@
 
 use std::collections::{BTreeSet, HashSet};
 
-use klynge_models::model::{FittedModel, PreparedQuery, Query, kind_plural};
+use klynge_models::model::{FittedModel, PreparedQuery, Query, Reason, kind_plural};
 use klynge_models::network::{self, Breakdown, Candidate, NetworkSpec};
 use klynge_models::{Kind, valuechain};
 use serde::Serialize;
 
 use crate::engine::{Engine, EngineError, Partner};
+
+/// Why an anchor is in its own network.
+const ANCHOR_REASON: &str = "the firm this network is built around (anchor of the request)";
 
 #[derive(Debug, Clone, Serialize)]
 pub struct NetworkRequest {
@@ -334,8 +337,14 @@ impl Engine {
             .map(|&f| {
                 let stage = stage_of(f);
                 let kind = model.meta[f as usize].kind.as_str();
+                let mut partner = self.partner(model, query, f);
+                if anchors.contains(&f) {
+                    // Scored against itself, an anchor's signals would read "close to
+                    // the anchor's profile (similarity 1.00)", "same country".
+                    partner.reasons = vec![Reason { signal: "anchor", text: ANCHOR_REASON.to_string() }];
+                }
                 Member {
-                    partner: self.partner(model, query, f),
+                    partner,
                     role: match stage {
                         Some(stage) => format!("{stage} ({kind})"),
                         None => kind.to_string(),

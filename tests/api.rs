@@ -897,6 +897,8 @@ async fn networks_assemble_explain_and_export() {
     assert_eq!(ids.iter().collect::<HashSet<_>>().len(), ids.len(), "members are distinct: {ids:?}");
     let anchor = members.iter().find(|m| m["id"] == "dk-dairy").expect("the anchor is a member");
     assert_eq!(anchor["status"], "anchor");
+    assert_eq!(anchor["reasons"].as_array().map(Vec::len), Some(1), "an anchor is not scored against itself: {anchor}");
+    assert_eq!(anchor["reasons"][0]["signal"], "anchor", "{anchor}");
     assert!(members.iter().filter(|m| m["id"] != "dk-dairy").all(|m| m["status"] == "proposed"));
     assert!(
         members.iter().any(|m| m["kind"] == "university" || m["kind"] == "research"),
