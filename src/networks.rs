@@ -345,7 +345,12 @@ impl Engine {
                 }
                 Member {
                     partner,
+                    // A stage guessed from a university's project titles ("primary
+                    // production") must not read like one the firm declared.
                     role: match stage {
+                        Some(stage) if model.meta[f as usize].sectors_inferred => {
+                            format!("{stage}? ({kind}, sector inferred from its text)")
+                        }
                         Some(stage) => format!("{stage} ({kind})"),
                         None => kind.to_string(),
                     },

@@ -884,7 +884,23 @@ fn member_ids(network: &Value) -> Vec<String> {
 #[tokio::test]
 async fn networks_assemble_explain_and_export() {
     let app = TestApp::spawn().await;
-    app.load_catalogue().await;
+    app.upsert(&catalogue()).await;
+    // A profile without sectors: its stage is inferred from its text, and its role says so.
+    let guessed = json!({"id": "dk-foodlab", "name": "Food Packaging Lab", "kind": "research", "country": "DK",
+        "description": "Dairy processing, milk products, cheese and yoghurt packaging trials."});
+    app.upsert(&[guessed]).await;
+    app.collaborate(&collaborations()).await;
+    app.train().await;
+    let mut locked = network_request();
+    locked["lock"] = json!(["dk-foodlab"]);
+    let reply = app.query_json("/v1/networks", &locked).await;
+    let lab = reply.json()["network"]["members"]
+        .as_array()
+        .and_then(|members| members.iter().find(|m| m["id"] == "dk-foodlab").cloned())
+        .unwrap_or_else(|| panic!("the locked lab is a member: {}", reply.json()));
+    assert_eq!(lab["status"], "locked");
+    assert_eq!(lab["sectors_inferred"], true, "{lab}");
+    assert!(lab["role"].as_str().unwrap().contains("sector inferred from its text"), "{lab}");
 
     let reply = app.query_json("/v1/networks", &network_request()).await;
     reply.assert_status(200);
@@ -906,6 +922,8 @@ async fn networks_assemble_explain_and_export() {
     );
     for member in members {
         assert!(member["role"].is_string() && member["score"].is_number() && member["reasons"].is_array(), "{member}");
+        let guessed = member["sectors_inferred"] == true && member["stage"].is_string();
+        assert_eq!(member["role"].as_str().unwrap().contains("inferred"), guessed, "a guessed stage says so: {member}");
     }
     let requirements = network["requirements"].as_array().expect("requirements");
     assert!(requirements.iter().all(|r| r["covered"] == true), "{requirements:?}");
