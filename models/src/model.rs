@@ -25,6 +25,9 @@ use crate::{Collaboration, Firm, Kind, nace};
 /// differently (bilateral contracts rather than consortia).
 const MIN_TRAINING_MEMBERS: usize = 5;
 
+/// Terms of an opportunity used to retrieve and explain matches.
+const KEY_TERMS: usize = 16;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ModelParams {
     /// Embedding dimensions.
@@ -935,9 +938,6 @@ fn training_folds(eligible: usize, collaborations: usize) -> usize {
 }
 
 const MAX_HIDDEN_SHARE: f64 = 0.02;
-
-/// Terms of an opportunity used to retrieve and explain matches.
-const KEY_TERMS: usize = 16;
 const MAX_FOLDS: usize = 64;
 
 /// Partners per held-out collaboration whose pairs train the pair model.
