@@ -361,7 +361,7 @@ impl Engine {
             other => other?,
         };
         let query = model.prepare(&Query { anchors: anchors.clone(), text: request.opportunity.clone() });
-        let candidates = self.candidates(model, &query, request.opportunity.as_deref())?;
+        let candidates = self.candidates(model, &query)?;
         let excluded: HashSet<u32> = request.filters.exclude.iter().filter_map(|id| model.position(id)).collect();
         let mut scored: Vec<(u32, f32)> = candidates
             .iter()
@@ -391,16 +391,11 @@ impl Engine {
     /// The union of the model's retrievers and BM25 retrievals from the index: the
     /// opportunity's key terms against profiles, and the anchors' needs against
     /// everyone's offers (and back).
-    pub fn candidates(
-        &self,
-        model: &FittedModel,
-        query: &PreparedQuery,
-        opportunity: Option<&str>,
-    ) -> Result<Vec<u32>, EngineError> {
+    pub fn candidates(&self, model: &FittedModel, query: &PreparedQuery) -> Result<Vec<u32>, EngineError> {
         let mut candidates = model.candidates(query, PER_SOURCE);
         let mut seen: HashSet<u32> = candidates.iter().copied().chain(query.anchors.iter().copied()).collect();
         let mut searches: Vec<(String, TextField, usize)> = Vec::new();
-        if opportunity.is_some() && !query.key_terms.is_empty() {
+        if !query.key_terms.is_empty() {
             searches.push((query.key_terms.join(" "), TextField::Body, PER_SOURCE));
         }
         for &anchor in &query.anchors {

@@ -404,7 +404,7 @@ fn debug_pool(engine: &Engine, queries: &[QueryLine]) {
         };
         let text = format!("{}. {}. {}", q.title, q.topic, q.topic_title);
         let prepared = model.prepare(&klynge_models::model::Query { anchors: vec![anchor], text: Some(text.clone()) });
-        let pool = engine.candidates(&model, &prepared, Some(&text)).unwrap();
+        let pool = engine.candidates(&model, &prepared).unwrap();
         let members: HashSet<u32> = q.members.iter().filter_map(|m| model.position(m)).collect();
         total += members.len();
         for c in &pool {

@@ -149,11 +149,8 @@ impl Engine {
                 && !excluded.contains(&firm)
         };
         let query = model.prepare(&Query { anchors: required.clone(), text: request.opportunity.clone() });
-        let mut pool: Vec<u32> = self
-            .candidates(model, &query, request.opportunity.as_deref())?
-            .into_iter()
-            .filter(|&c| allowed(c) && !required.contains(&c))
-            .collect();
+        let mut pool: Vec<u32> =
+            self.candidates(model, &query)?.into_iter().filter(|&c| allowed(c) && !required.contains(&c)).collect();
         self.ensure_requirements(model, &query, request, &required, &allowed, &mut pool)?;
         let mut candidates: Vec<Candidate> =
             pool.iter().map(|&firm| Candidate { firm, relevance: model.score(&query, firm).score }).collect();
