@@ -28,6 +28,8 @@ pub struct AppState {
     pub engine: Arc<Engine>,
     pub cache: Cache,
     pub jobs: Arc<Jobs>,
+    /// Set when `server.rate_limit_per_second` is.
+    pub limiter: Option<Arc<crate::ratelimit::Limiter>>,
     changes: Arc<Notify>,
     /// Set from start-up until the first fit of a catalogue that has no model
     /// yet ends: recommendations cannot be answered, so the service is not ready.
@@ -47,18 +49,31 @@ impl AppState {
 }
 
 /// Refits the model after writes, once they have been quiet for the debounce
-/// period, so a bulk import of many batches costs one fit, not one per batch.
+/// period, so a bulk import of many batches costs one fit, not one per batch —
+/// but never later than `max_wait` after the first unfitted write, so a steady
+/// trickle of writes cannot keep the model stale for ever.
 /// Serving goes on from the previous model until the new one is swapped in. At
 /// start-up a missing or stale model is refitted at once: there is no burst of
 /// writes to wait for. `starting` is cleared when that first fit ends, whether
 /// it succeeded or not (a catalogue that cannot be fitted still serves search).
-fn spawn_retrainer(engine: Arc<Engine>, changes: Arc<Notify>, debounce: Duration, starting: Arc<AtomicBool>) {
+fn spawn_retrainer(
+    engine: Arc<Engine>,
+    changes: Arc<Notify>,
+    (debounce, max_wait): (Duration, Duration),
+    starting: Arc<AtomicBool>,
+) {
     tokio::spawn(async move {
         let mut at_once = !engine.model_is_current();
         loop {
             if !at_once {
                 changes.notified().await;
-                while tokio::time::timeout(debounce, changes.notified()).await.is_ok() {}
+                let first_write = tokio::time::Instant::now();
+                loop {
+                    let left = max_wait.saturating_sub(first_write.elapsed());
+                    if left.is_zero() || tokio::time::timeout(debounce.min(left), changes.notified()).await.is_err() {
+                        break;
+                    }
+                }
             }
             at_once = false;
             let engine = engine.clone();
@@ -112,16 +127,20 @@ impl Application {
         let starting = Arc::new(AtomicBool::new(false));
         if settings.models.retrain_debounce_seconds > 0 {
             let debounce = Duration::from_secs(settings.models.retrain_debounce_seconds);
+            let max_wait = Duration::from_secs(settings.models.retrain_max_wait_seconds);
             let counting = engine.clone();
             let firms = tokio::task::spawn_blocking(move || counting.index().num_firms()).await??;
             starting.store(engine.model().is_none() && firms > 0, Ordering::Release);
-            spawn_retrainer(engine.clone(), changes.clone(), debounce, starting.clone());
+            spawn_retrainer(engine.clone(), changes.clone(), (debounce, max_wait), starting.clone());
         }
         let jobs = Arc::new(Jobs::default());
         if let Some(pattern) = &settings.refresh.schedule {
             crate::jobs::spawn_scheduler(jobs.clone(), engine.clone(), settings.clone(), pattern);
         }
-        let state = web::Data::new(AppState { settings: settings.clone(), engine, cache, jobs, changes, starting });
+        let limiter =
+            crate::ratelimit::limiter(settings.server.rate_limit_per_second, settings.server.rate_limit_burst);
+        let state =
+            web::Data::new(AppState { settings: settings.clone(), engine, cache, jobs, limiter, changes, starting });
         let workers = match settings.server.workers {
             0 => std::thread::available_parallelism().map(usize::from).unwrap_or(2),
             n => n,
@@ -135,12 +154,15 @@ impl Application {
                 .app_data(web::PathConfig::default().error_handler(|error, _| {
                     ApiError::bad_request("bad_path", format!("invalid path: {error}")).into()
                 }))
+                .wrap(actix_web::middleware::from_fn(api::authorise_docs))
                 .wrap(cors(&state.settings.server.cors_origins))
                 .wrap(actix_web::middleware::from_fn(api::observe))
                 .configure(api::routes)
                 .default_service(web::to(api::not_found))
         })
         .workers(workers)
+        .client_request_timeout(Duration::from_millis(settings.server.client_request_timeout_ms))
+        .shutdown_timeout(settings.server.shutdown_timeout_seconds)
         .listen(listener)?
         .run();
         Ok(Application { port, server })

@@ -257,7 +257,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Search { data, query, limit } => {
             let settings = load_settings(cli.config, vec![data_override(&data)])?;
-            let index = FirmIndex::open(&settings.data.dir.join("index"))?;
+            let dir = settings.data.dir.join("index");
+            anyhow::ensure!(dir.join("meta.json").exists(), "no index in {}; ingest profiles first", dir.display());
+            let index = FirmIndex::open_read_only(&dir)?;
             let page = index.search(&SearchRequest {
                 query: Some(query),
                 limit: limit.clamp(1, 100),
@@ -340,14 +342,49 @@ pub fn read_input(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
 fn ingest_files(settings: &Settings, files: &[PathBuf], collaboration_files: &[PathBuf]) -> anyhow::Result<()> {
     let index = FirmIndex::open(&settings.data.dir.join("index"))?;
     let engine = Engine::new(std::sync::Arc::new(index), None, Default::default());
+    let journal = IngestJournal::path(&settings.data.dir);
+    if let Some(previous) = IngestJournal::read(&journal) {
+        eprintln!(
+            "note: an earlier ingest (started {}, files {}) did not finish: it had committed {} profiles \
+             (up to index generation {}); they are in the index, and rerunning it loads the rest (upserts by id)",
+            previous.started_at,
+            previous.files.join(", "),
+            previous.committed_profiles,
+            previous.generation
+        );
+    }
+    let mut progress_journal = IngestJournal {
+        started_at: ingest::now_rfc3339(),
+        files: files.iter().chain(collaboration_files).map(|path| path.display().to_string()).collect(),
+        committed_profiles: 0,
+        generation: engine.index().generation(),
+    };
+    progress_journal.write(&journal)?;
     let (mut accepted_total, mut rejected_total) = (0usize, 0usize);
     for path in files {
         let name = path.display().to_string();
         let format = Format::from_path(&name).ok_or_else(|| {
             anyhow::anyhow!("{name}: unknown format (use .json, .ndjson, .jsonl or .csv, optionally .gz)")
         })?;
-        let items = ingest::parse_items(&read_input(path)?, format)
-            .map_err(|error| anyhow::anyhow!("{name}: {} (line {:?})", error.message, error.line))?;
+        let bytes = read_input(path)?;
+        let items = if format == Format::Ndjson {
+            // One malformed line must not cost the other 40k: report it and go on.
+            let text = std::str::from_utf8(&bytes).map_err(|error| anyhow::anyhow!("{name}: not UTF-8: {error}"))?;
+            let mut items = Vec::new();
+            for line in ingest::ndjson_lines(text) {
+                match line {
+                    Ok(item) => items.push(item),
+                    Err(error) => {
+                        rejected_total += 1;
+                        eprintln!("{name}: rejected: {}", error.message);
+                    }
+                }
+            }
+            items
+        } else {
+            ingest::parse_items(&bytes, format)
+                .map_err(|error| anyhow::anyhow!("{name}: {} (line {:?})", error.message, error.line))?
+        };
         let progress = ProgressBar::new(items.len() as u64).with_style(
             ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
                 .expect("static template")
@@ -363,8 +400,12 @@ fn ingest_files(settings: &Settings, files: &[PathBuf], collaboration_files: &[P
                     bad.errors.iter().map(|error| format!("{}: {}", error.field, error.message)).collect();
                 progress.println(format!("{name} {line}: rejected: {}", problems.join("; ")));
             }
-            engine.upsert_firms(&accepted)?;
+            if !accepted.is_empty() {
+                progress_journal.generation = engine.upsert_firms(&accepted)?;
+            }
             accepted_total += accepted.len();
+            progress_journal.committed_profiles = accepted_total;
+            progress_journal.write(&journal)?;
             rejected_total += rejected.len();
             progress.inc(chunk.len() as u64);
         }
@@ -390,9 +431,39 @@ fn ingest_files(settings: &Settings, files: &[PathBuf], collaboration_files: &[P
             engine.upsert_collaborations(chunk)?;
         }
     }
+    std::fs::remove_file(&journal)?;
     println!(
         "accepted {accepted_total} profiles and {collaborations_total} collaborations, rejected {rejected_total}; index generation {}",
         engine.index().generation()
     );
     Ok(())
+}
+
+/// What an offline ingest has committed so far, kept beside the index while it
+/// runs and removed when it ends, so that the next run can say what a killed one
+/// left behind.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct IngestJournal {
+    started_at: String,
+    files: Vec<String>,
+    committed_profiles: usize,
+    generation: u64,
+}
+
+impl IngestJournal {
+    fn path(data_dir: &std::path::Path) -> PathBuf {
+        data_dir.join("ingest-in-progress.json")
+    }
+
+    fn read(path: &std::path::Path) -> Option<IngestJournal> {
+        serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+    }
+
+    /// Written to a temporary file and renamed, so a kill leaves the old or the new record.
+    fn write(&self, path: &std::path::Path) -> anyhow::Result<()> {
+        let temporary = path.with_extension("json.tmp");
+        std::fs::write(&temporary, serde_json::to_vec(self)?)?;
+        std::fs::rename(&temporary, path)?;
+        Ok(())
+    }
 }

@@ -349,18 +349,8 @@ impl Engine {
     }
 
     fn ranked(&self, model: &FittedModel, request: &ShortlistRequest) -> Result<Ranked, EngineError> {
-        let anchors = match self.positions(model, &request.anchors) {
-            Err(EngineError::UnknownFirms(ids)) => {
-                // Known to the index but not to the model: added since the last fit.
-                let missing = self.index.missing_firms(&ids)?;
-                if missing.is_empty() {
-                    return Err(EngineError::NotInModel(ids[0].clone()));
-                }
-                return Err(EngineError::UnknownFirms(missing));
-            }
-            other => other?,
-        };
-        let query = model.prepare(&Query { anchors: anchors.clone(), text: request.opportunity.clone() });
+        let (anchors, text) = self.resolve_anchors(model, &request.anchors, request.opportunity.clone())?;
+        let query = model.prepare(&Query { anchors: anchors.clone(), text });
         let candidates = self.candidates(model, &query)?;
         let excluded: HashSet<u32> = request.filters.exclude.iter().filter_map(|id| model.position(id)).collect();
         let mut scored: Vec<(u32, f32)> = candidates
@@ -373,6 +363,40 @@ impl Engine {
         scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         scored.truncate(request.k);
         Ok((query, candidates.len(), scored))
+    }
+
+    /// The model positions of `ids`, and the query text. An anchor the index holds
+    /// but the model does not (written since the last fit) stands in as its
+    /// profile's text, so it is answered at once from the current model instead of
+    /// waiting for the refit; ids the index does not hold are `UnknownFirms`.
+    pub fn resolve_anchors(
+        &self,
+        model: &FittedModel,
+        ids: &[String],
+        text: Option<String>,
+    ) -> Result<(Vec<u32>, Option<String>), EngineError> {
+        let unknown = match self.positions(model, ids) {
+            Ok(positions) => return Ok((positions, text)),
+            Err(EngineError::UnknownFirms(unknown)) => unknown,
+            Err(other) => return Err(other),
+        };
+        let missing = self.index.missing_firms(&unknown)?;
+        if !missing.is_empty() {
+            return Err(EngineError::UnknownFirms(missing));
+        }
+        let mut positions: Vec<u32> = Vec::new();
+        for position in ids.iter().filter_map(|id| model.position(id)) {
+            if !positions.contains(&position) {
+                positions.push(position);
+            }
+        }
+        let mut texts: Vec<String> = text.into_iter().collect();
+        for id in &unknown {
+            if let Some(stored) = self.index.get_firm(id)? {
+                texts.push(stored.firm.text());
+            }
+        }
+        Ok((positions, Some(texts.join(". "))))
     }
 
     pub fn positions(&self, model: &FittedModel, ids: &[String]) -> Result<Vec<u32>, EngineError> {

@@ -92,19 +92,19 @@ fn parse_json(text: &str) -> Result<Vec<Item>, ParseError> {
 }
 
 fn parse_ndjson(text: &str) -> Result<Vec<Item>, ParseError> {
-    let mut items = Vec::new();
-    for (number, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() {
-            continue;
-        }
-        let raw: Box<RawValue> = serde_json::from_str(line).map_err(|error| ParseError {
+    ndjson_lines(text).collect()
+}
+
+/// Each non-empty NDJSON line as an item, or the reason it is not JSON: the API
+/// refuses the whole body on the first bad line, the CLI reports it and goes on.
+pub fn ndjson_lines(text: &str) -> impl Iterator<Item = Result<Item, ParseError>> + '_ {
+    text.lines().enumerate().filter(|(_, line)| !line.trim().is_empty()).map(|(number, line)| {
+        let raw: Box<RawValue> = serde_json::from_str(line.trim()).map_err(|error| ParseError {
             message: format!("malformed JSON on line {}: {error}", number + 1),
             line: Some(number + 1),
         })?;
-        items.push(Item { line: Some(number + 1), raw: raw.get().to_string() });
-    }
-    Ok(items)
+        Ok(Item { line: Some(number + 1), raw: raw.get().to_string() })
+    })
 }
 
 /// CSV: a header row naming profile fields; list fields are `;`-separated, and

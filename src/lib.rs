@@ -13,6 +13,7 @@ pub mod eval;
 pub mod ingest;
 pub mod jobs;
 pub mod networks;
+pub mod ratelimit;
 pub mod refresh;
 pub mod settings;
 pub mod store;

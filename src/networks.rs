@@ -90,6 +90,9 @@ pub enum NetworkError {
     /// No set can satisfy the rules; the text says which rule and why.
     #[error("{0}")]
     Unsatisfiable(String),
+    /// Ids of one request field (`anchor`, `lock`, `exclude`) with no profile.
+    #[error("{} ids in `{field}` have no profile", ids.len())]
+    UnknownFirms { field: &'static str, ids: Vec<String> },
 }
 
 impl NetworkRequest {
@@ -125,9 +128,9 @@ impl Engine {
     /// [`Engine::network`] with a given model (the batch refresh uses one that is
     /// not serving yet).
     pub fn network_with(&self, model: &FittedModel, request: &NetworkRequest) -> Result<NetworkResponse, NetworkError> {
-        let anchors = self.checked_positions(model, &request.anchors)?;
-        let locked = self.checked_positions(model, &request.lock)?;
-        let excluded: HashSet<u32> = self.checked_positions(model, &request.exclude)?.into_iter().collect();
+        let anchors = self.checked_positions(model, &request.anchors, "anchor")?;
+        let locked = self.checked_positions(model, &request.lock, "lock")?;
+        let excluded: HashSet<u32> = self.checked_positions(model, &request.exclude, "exclude")?.into_iter().collect();
         let mut required: Vec<u32> = anchors.clone();
         for &firm in &locked {
             if !required.contains(&firm) {
@@ -196,8 +199,8 @@ impl Engine {
         score: f32,
         breakdown: Breakdown,
     ) -> Result<NetworkResponse, NetworkError> {
-        let anchors = self.checked_positions(model, &request.anchors)?;
-        let locked = self.checked_positions(model, &request.lock)?;
+        let anchors = self.checked_positions(model, &request.anchors, "anchor")?;
+        let locked = self.checked_positions(model, &request.lock, "lock")?;
         let query = model.prepare(&Query { anchors: anchors.clone(), text: request.opportunity.clone() });
         Ok(NetworkResponse {
             generation: self.index().generation(),
@@ -207,16 +210,21 @@ impl Engine {
         })
     }
 
-    fn checked_positions(&self, model: &FittedModel, ids: &[String]) -> Result<Vec<u32>, EngineError> {
+    fn checked_positions(
+        &self,
+        model: &FittedModel,
+        ids: &[String],
+        field: &'static str,
+    ) -> Result<Vec<u32>, NetworkError> {
         match self.positions(model, ids) {
             Err(EngineError::UnknownFirms(ids)) => {
-                let missing = self.index().missing_firms(&ids)?;
+                let missing = self.index().missing_firms(&ids).map_err(EngineError::from)?;
                 if missing.is_empty() {
-                    return Err(EngineError::NotInModel(ids[0].clone()));
+                    return Err(EngineError::NotInModel(ids[0].clone()).into());
                 }
-                Err(EngineError::UnknownFirms(missing))
+                Err(NetworkError::UnknownFirms { field, ids: missing })
             }
-            other => other,
+            other => Ok(other?),
         }
     }
 

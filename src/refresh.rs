@@ -345,6 +345,7 @@ fn network_around(engine: &Engine, model: &FittedModel, firm: &str) -> anyhow::R
         })),
         Err(NetworkError::Unsatisfiable(_)) => Ok(None),
         Err(NetworkError::Engine(error)) => Err(error.into()),
+        Err(error @ NetworkError::UnknownFirms { .. }) => Err(error.into()),
     }
 }
 

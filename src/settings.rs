@@ -55,6 +55,15 @@ pub struct ServerSettings {
     pub cors_origins: Vec<String>,
     /// Load the shipped demo catalogue when the index is empty.
     pub demo: bool,
+    /// Requests per second allowed per API key (or, without a key, per client
+    /// address); 0 = no rate limit.
+    pub rate_limit_per_second: u32,
+    /// Requests a client may send at once above its rate.
+    pub rate_limit_burst: u32,
+    /// A client that has not sent its whole request head by then gets 408.
+    pub client_request_timeout_ms: u64,
+    /// How long SIGTERM waits for in-flight requests before the workers stop.
+    pub shutdown_timeout_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -70,6 +79,8 @@ pub struct AuthSettings {
     pub write_keys: Vec<Secret>,
     /// Keys accepted for reads; empty = reads are open.
     pub read_keys: Vec<Secret>,
+    /// Whether `/metrics`, `/openapi.json` and `/docs` stay open when read keys are set.
+    pub open_docs: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -79,8 +90,8 @@ pub struct CacheSettings {
     pub redis_url: Option<Secret>,
     pub key_prefix: String,
     pub ttl_seconds: u64,
-    /// Entries of the in-process cache.
-    pub memory_capacity: u64,
+    /// Bytes the in-process cache may hold (keys, bodies and per-entry overhead).
+    pub memory_bytes: u64,
     /// Per-command Redis timeout; a slower Redis counts as down for that call.
     pub redis_timeout_ms: u64,
 }
@@ -99,6 +110,8 @@ pub struct LogSettings {
 pub struct ModelSettings {
     /// Refit automatically this many seconds after the last ingest (0 = never).
     pub retrain_debounce_seconds: u64,
+    /// Longest a write waits for its refit while other writes keep coming.
+    pub retrain_max_wait_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -180,6 +193,9 @@ impl Settings {
     }
 
     fn check(&self) -> Result<(), SettingsError> {
+        if self.server.rate_limit_per_second > 0 && self.server.rate_limit_burst == 0 {
+            return Err(SettingsError::new("server.rate_limit_burst", "must be at least 1 when a rate limit is set"));
+        }
         if self.server.max_body_bytes < 1024 {
             return Err(SettingsError::new("server.max_body_bytes", "must be at least 1024"));
         }
@@ -194,6 +210,9 @@ impl Settings {
         {
             return Err(SettingsError::new("cache.redis_url", "is not a valid redis:// URL"));
         }
+        if self.cache.memory_bytes < 1024 * 1024 {
+            return Err(SettingsError::new("cache.memory_bytes", "must be at least 1 MiB (1048576)"));
+        }
         if self.cache.ttl_seconds == 0 {
             return Err(SettingsError::new("cache.ttl_seconds", "must be at least 1"));
         }
@@ -202,6 +221,12 @@ impl Settings {
         }
         if self.auth.write_keys.iter().chain(&self.auth.read_keys).any(|key| key.expose().len() < 8) {
             return Err(SettingsError::new("auth.write_keys", "every key must be at least 8 characters"));
+        }
+        if self.models.retrain_max_wait_seconds < self.models.retrain_debounce_seconds {
+            return Err(SettingsError::new(
+                "models.retrain_max_wait_seconds",
+                "must be at least models.retrain_debounce_seconds",
+            ));
         }
         if !(1..=200).contains(&self.refresh.k) {
             return Err(SettingsError::new("refresh.k", "must be from 1 to 200"));
@@ -237,6 +262,10 @@ workers = 0
 max_body_bytes = 16777216
 cors_origins = []
 demo = false
+rate_limit_per_second = 0
+rate_limit_burst = 50
+client_request_timeout_ms = 5000
+shutdown_timeout_seconds = 30
 
 [data]
 dir = "klynge-data"
@@ -244,11 +273,12 @@ dir = "klynge-data"
 [auth]
 write_keys = []
 read_keys = []
+open_docs = true
 
 [cache]
 key_prefix = "klynge"
 ttl_seconds = 86400
-memory_capacity = 100000
+memory_bytes = 268435456
 redis_timeout_ms = 250
 
 [log]
@@ -257,6 +287,7 @@ level = "info"
 
 [models]
 retrain_debounce_seconds = 5
+retrain_max_wait_seconds = 60
 
 [refresh]
 k = 20

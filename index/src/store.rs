@@ -36,6 +36,8 @@ pub enum IndexError {
     Directory { path: String, reason: String },
     #[error("stored record is corrupt: {0}")]
     Corrupt(String),
+    #[error("the index at {0} was opened read-only")]
+    ReadOnly(String),
 }
 
 /// A profile as stored: the validated firm, the exact JSON the caller sent, and
@@ -89,10 +91,13 @@ struct CommitPayload {
 pub struct FirmIndex {
     index: Index,
     reader: IndexReader,
-    writer: Mutex<IndexWriter>,
+    /// `None` when opened read-only (a command that only reads, beside a running service).
+    writer: Mutex<Option<IndexWriter>>,
     fields: Fields,
     generation: AtomicU64,
     numbered: Mutex<Numbering>,
+    /// Where the index lives, for error messages.
+    location: String,
 }
 
 /// Per segment, each document's number under a caller's numbering of firm ids
@@ -125,22 +130,35 @@ impl FirmIndex {
         let directory = MmapDirectory::open(dir)
             .map_err(|error| IndexError::Directory { path: dir.display().to_string(), reason: error.to_string() })?;
         let index = Index::open_or_create(directory, schema)?;
-        Self::from_index(index, &dir.display().to_string())
+        Self::from_index(index, &dir.display().to_string(), true)
+    }
+
+    /// Opens an existing index for reading only: takes no writer lock, so it works
+    /// while the service (or an ingest) holds the index.
+    pub fn open_read_only(dir: &Path) -> Result<FirmIndex, IndexError> {
+        let directory = MmapDirectory::open(dir)
+            .map_err(|error| IndexError::Directory { path: dir.display().to_string(), reason: error.to_string() })?;
+        let index = Index::open(directory)?;
+        Self::from_index(index, &dir.display().to_string(), false)
     }
 
     /// An index that lives in memory only, for unit tests and throw-away evaluations.
     pub fn in_memory() -> Result<FirmIndex, IndexError> {
         let (schema, _) = build_schema();
-        Self::from_index(Index::create_in_ram(schema), "memory")
+        Self::from_index(Index::create_in_ram(schema), "memory", true)
     }
 
-    fn from_index(index: Index, location: &str) -> Result<FirmIndex, IndexError> {
+    fn from_index(index: Index, location: &str, writable: bool) -> Result<FirmIndex, IndexError> {
         register_analyzers(&index);
         let (_, fields) = build_schema();
-        let writer = index.writer(WRITER_MEMORY).map_err(|error| match error {
-            tantivy::TantivyError::LockFailure(..) => IndexError::Locked(location.to_string()),
-            other => IndexError::Tantivy(other),
-        })?;
+        let writer = if writable {
+            Some(index.writer(WRITER_MEMORY).map_err(|error| match error {
+                tantivy::TantivyError::LockFailure(..) => IndexError::Locked(location.to_string()),
+                other => IndexError::Tantivy(other),
+            })?)
+        } else {
+            None
+        };
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
         let payload: CommitPayload =
             index.load_metas()?.payload.and_then(|payload| serde_json::from_str(&payload).ok()).unwrap_or_default();
@@ -151,6 +169,7 @@ impl FirmIndex {
             fields,
             generation: AtomicU64::new(payload.generation),
             numbered: Mutex::default(),
+            location: location.to_string(),
         })
     }
 
@@ -208,9 +227,12 @@ impl FirmIndex {
     /// Runs `change` against the writer, then commits with the next generation in the
     /// payload. A failed change or commit is rolled back, so nothing is half-written.
     fn write(&self, change: impl FnOnce(&IndexWriter, &Fields) -> Result<(), IndexError>) -> Result<u64, IndexError> {
-        let mut writer = self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut guard = self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let Some(writer) = guard.as_mut() else {
+            return Err(IndexError::ReadOnly(self.location.clone()));
+        };
         let next = self.generation() + 1;
-        let outcome = change(&writer, &self.fields).and_then(|()| {
+        let outcome = change(writer, &self.fields).and_then(|()| {
             let mut prepared = writer.prepare_commit()?;
             prepared.set_payload(&serde_json::to_string(&CommitPayload { generation: next }).expect("serialisable"));
             prepared.commit()?;

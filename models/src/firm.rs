@@ -260,21 +260,16 @@ pub fn validate_profile(value: &Value) -> Result<Firm, Vec<FieldError>> {
         }
     }
     let country = checker.optional_string("country").and_then(|text| {
-        let upper = text.to_ascii_uppercase();
-        if upper.len() == 2 && isocountry::CountryCode::for_alpha2(&upper).is_ok() {
-            Some(upper)
+        if let Some(code) = normalise_country(&text) {
+            Some(code)
         } else {
             checker.error("country", "invalid_country", format!("`{text}` is not an ISO 3166-1 alpha-2 country code"));
             None
         }
     });
     let region = checker.optional_string("region").and_then(|text| {
-        let upper = text.to_ascii_uppercase();
-        let valid = (2..=5).contains(&upper.len())
-            && upper[..2].chars().all(|c| c.is_ascii_uppercase())
-            && upper[2..].chars().all(|c| c.is_ascii_alphanumeric());
-        if valid {
-            Some(upper)
+        if let Some(code) = normalise_region(&text) {
+            Some(code)
         } else {
             checker.error("region", "invalid_region", format!("`{text}` is not a NUTS code (e.g. DK04, FR101)"));
             None
@@ -440,8 +435,50 @@ impl Checker<'_> {
     }
 }
 
+/// An ISO 3166-1 alpha-2 country code in upper case, or `None`.
+pub fn normalise_country(text: &str) -> Option<String> {
+    let upper = text.to_ascii_uppercase();
+    (upper.len() == 2 && isocountry::CountryCode::for_alpha2(&upper).is_ok()).then_some(upper)
+}
+
+/// A NUTS code or prefix in upper case (`dk04` → `DK04`), or `None`. Checked char
+/// by char before any slicing: callers send arbitrary unicode.
+pub fn normalise_region(text: &str) -> Option<String> {
+    let upper = text.to_ascii_uppercase();
+    let valid = (2..=5).contains(&upper.len())
+        && upper.chars().all(|c| c.is_ascii_alphanumeric())
+        && upper.chars().take(2).all(|c| c.is_ascii_uppercase());
+    valid.then_some(upper)
+}
+
 #[cfg(test)]
 mod tests {
+    proptest::proptest! {
+        #[test]
+        fn any_profile_text_is_validated_without_panicking(
+            id in "[a-z0-9-]{1,12}",
+            fields in proptest::collection::vec((0usize..8, proptest::prelude::any::<String>()), 0..8),
+        ) {
+            let names = ["name", "kind", "country", "region", "description", "website", "size", "city"];
+            let mut object = serde_json::Map::new();
+            object.insert("id".into(), serde_json::Value::String(id));
+            for (which, text) in fields {
+                object.insert(names[which].into(), serde_json::Value::String(text));
+            }
+            let _ = super::validate_profile(&serde_json::Value::Object(object));
+        }
+    }
+
+    #[test]
+    fn region_and_country_parsers_are_char_safe() {
+        for text in ["Dø", "ø", "øø", "DKø", "D\u{0301}K", "\u{10FFFF}\u{10FFFF}", "", "🇩🇰"] {
+            assert_eq!(super::normalise_region(text), None, "{text}");
+            assert_eq!(super::normalise_country(text), None, "{text}");
+        }
+        assert_eq!(super::normalise_region("dk04").as_deref(), Some("DK04"));
+        assert_eq!(super::normalise_country("dk").as_deref(), Some("DK"));
+    }
+
     use super::*;
     use serde_json::json;
 

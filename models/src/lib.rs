@@ -10,7 +10,10 @@ pub mod nace;
 pub mod network;
 pub mod projects;
 
-pub use firm::{FieldError, Firm, GeoPoint, Kind, SizeClass, TextLanguage, check_id, validate_profile};
+pub use firm::{
+    FieldError, Firm, GeoPoint, Kind, SizeClass, TextLanguage, check_id, normalise_country, normalise_region,
+    validate_profile,
+};
 pub mod collaboration;
 pub use collaboration::{Collaboration, validate_collaboration};
 pub mod cluster;

@@ -5,7 +5,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use klynge_index::{SearchRequest, StoredFirm};
-use klynge_models::{Kind, SizeClass, check_id, nace};
+use klynge_models::{Kind, SizeClass, check_id, nace, normalise_country, normalise_region};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -263,34 +263,45 @@ fn search_request(params: SearchParams) -> Result<SearchRequest, ApiError> {
 
 pub fn parse_kind(text: &str) -> Result<Kind, ApiError> {
     Kind::parse(text).ok_or_else(|| {
-        ApiError::invalid("kind", format!("`{text}` is not one of company, university, research, public, other"))
+        ApiError::invalid(
+            "kind",
+            format!("`{}` is not one of company, university, research, public, other", shown(text)),
+        )
     })
 }
 
 pub fn parse_size(text: &str) -> Result<SizeClass, ApiError> {
-    SizeClass::parse(text)
-        .ok_or_else(|| ApiError::invalid("size", format!("`{text}` is not one of micro, small, medium, large")))
+    SizeClass::parse(text).ok_or_else(|| {
+        ApiError::invalid("size", format!("`{}` is not one of micro, small, medium, large", shown(text)))
+    })
 }
 
 pub fn parse_country(text: &str) -> Result<String, ApiError> {
-    let upper = text.to_ascii_uppercase();
-    if upper.len() == 2 && isocountry::CountryCode::for_alpha2(&upper).is_ok() {
-        Ok(upper)
-    } else {
-        Err(ApiError::invalid("country", format!("`{text}` is not an ISO 3166-1 alpha-2 country code")))
-    }
+    normalise_country(text).ok_or_else(|| {
+        ApiError::invalid("country", format!("`{}` is not an ISO 3166-1 alpha-2 country code", shown(text)))
+    })
 }
 
 pub fn parse_region(text: &str) -> Result<String, ApiError> {
-    let upper = text.to_ascii_uppercase();
-    let valid = (2..=5).contains(&upper.len())
-        && upper[..2].chars().all(|c| c.is_ascii_uppercase())
-        && upper[2..].chars().all(|c| c.is_ascii_alphanumeric());
-    if valid { Ok(upper) } else { Err(ApiError::invalid("region", format!("`{text}` is not a NUTS code or prefix"))) }
+    normalise_region(text)
+        .ok_or_else(|| ApiError::invalid("region", format!("`{}` is not a NUTS code or prefix", shown(text))))
+}
+
+/// A caller's value quoted back in an error message, cut to a readable length
+/// (by chars: the value may be any unicode).
+pub fn shown(text: &str) -> String {
+    const MAX_SHOWN: usize = 64;
+    if text.chars().count() <= MAX_SHOWN {
+        return text.to_string();
+    }
+    let mut cut: String = text.chars().take(MAX_SHOWN).collect();
+    cut.push('…');
+    cut
 }
 
 pub fn parse_sector(text: &str) -> Result<String, ApiError> {
-    nace::normalise(text).ok_or_else(|| ApiError::invalid("sector", format!("`{text}` is not a NACE Rev. 2 code")))
+    nace::normalise(text)
+        .ok_or_else(|| ApiError::invalid("sector", format!("`{}` is not a NACE Rev. 2 code", shown(text))))
 }
 
 pub fn checked_id(id: &str) -> Result<String, ApiError> {

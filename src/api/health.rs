@@ -1,7 +1,9 @@
 //! Liveness, readiness and Prometheus metrics. Readiness reports the cache state
 //! but never fails on it: a missing Redis slows the service, it does not stop it.
 //! It does fail (503, `"status": "starting"`) while the first model of a
-//! catalogue is being fitted, when recommendations would answer 503.
+//! catalogue is being fitted, when recommendations would answer 503. It answers
+//! states only (no weights, no model internals): it is open to anyone, and the
+//! learnt model is an admin object (`GET /v1/admin/model`).
 
 use actix_web::{HttpResponse, web};
 use serde_json::json;
@@ -28,7 +30,10 @@ pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
     } else {
         (HttpResponse::Ok(), "ready")
     };
-    let model = state.engine.model_info();
+    let model = state
+        .engine
+        .model()
+        .map(|model| json!({ "generation": model.generation, "current": model.generation == generation }));
     Ok(reply.json(json!({
         "status": status,
         "index": { "firms": firms, "generation": generation },

@@ -11,7 +11,7 @@ use klynge_models::{Kind, valuechain};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::api::firms::{checked_id, parse_country, parse_region, parse_sector, request_digest};
+use crate::api::firms::{checked_id, parse_country, parse_region, parse_sector, request_digest, shown};
 use crate::api::recommend::{engine_error, parse_json_body};
 use crate::api::{X_CACHE, blocking};
 use crate::app::AppState;
@@ -21,6 +21,12 @@ use crate::networks::{NetworkError, NetworkRequest};
 /// Smallest network a cluster programme funds.
 const MIN_NETWORK: usize = 5;
 const MAX_NETWORK: usize = 50;
+/// Limits on the lists inside a network request (documented in the README).
+const MAX_ANCHORS: usize = 50;
+const MAX_EXCLUDED: usize = 1000;
+const MAX_PLACES: usize = 100;
+const MAX_KIND_RULES: usize = 6;
+const MAX_SECTOR_RULES: usize = 20;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -162,6 +168,10 @@ async fn cached_network(
 fn network_error(error: NetworkError) -> ApiError {
     match error {
         NetworkError::Engine(error) => engine_error(error),
+        NetworkError::UnknownFirms { field, ids } => {
+            ApiError::invalid(field, format!("{} ids in `{field}` have no profile", ids.len()))
+                .with_details(json!({ "unknown_ids": ids }))
+        }
         NetworkError::Unsatisfiable(reason) => {
             ApiError::invalid("require", reason.clone()).with_details(json!({ "reason": reason }))
         }
@@ -206,10 +216,22 @@ fn validate(body: NetworkBody) -> Result<NetworkRequest, ApiError> {
     if min > max {
         return Err(ApiError::invalid("size", format!("size.min ({min}) is larger than size.max ({max})")));
     }
+    // Every list is bounded before any of it is parsed: the work done per entry
+    // (sector parsing, requirement checks against the catalogue) is not free.
+    let bounded = |field: &str, len: usize, limit: usize| -> Result<(), ApiError> {
+        if len > limit { Err(ApiError::invalid(field, format!("at most {limit} entries"))) } else { Ok(()) }
+    };
+    bounded("anchor", body.anchor.len(), MAX_ANCHORS)?;
+    bounded("lock", body.lock.len(), MAX_NETWORK)?;
+    bounded("exclude", body.exclude.len(), MAX_EXCLUDED)?;
+    bounded("countries", body.countries.len(), MAX_PLACES)?;
+    bounded("regions", body.regions.len(), MAX_PLACES)?;
+    if let Some(require) = &body.require {
+        bounded("require.kinds", require.kinds.len(), MAX_KIND_RULES)?;
+        bounded("require.sectors", require.sectors.len(), MAX_SECTOR_RULES)?;
+        bounded("require.stages", require.stages.len(), valuechain::STAGES.len())?;
+    }
     let ids = |field: &str, ids: Vec<String>| -> Result<Vec<String>, ApiError> {
-        if ids.len() > 1000 {
-            return Err(ApiError::invalid(field, "at most 1000 ids"));
-        }
         let mut unique: Vec<String> = Vec::new();
         for id in ids {
             let id = checked_id(&id).map_err(|e| e.with_field(field))?;
@@ -234,7 +256,7 @@ fn validate(body: NetworkBody) -> Result<NetworkRequest, ApiError> {
             "academic" => vec![Kind::University, Kind::Research],
             other => vec![Kind::parse(other).ok_or_else(|| {
                 ApiError::invalid(
-                    format!("require.kinds.{other}"),
+                    format!("require.kinds.{}", shown(other)),
                     "kinds are company, university, research, public, other or academic",
                 )
             })?],
@@ -262,7 +284,7 @@ fn validate(body: NetworkBody) -> Result<NetworkRequest, ApiError> {
         if !valuechain::STAGES.contains(&stage.as_str()) {
             return Err(ApiError::invalid(
                 "require.stages",
-                format!("unknown stage `{stage}`; stages are: {}", valuechain::STAGES.join(", ")),
+                format!("unknown stage `{}`; stages are: {}", shown(stage), valuechain::STAGES.join(", ")),
             ));
         }
     }
@@ -279,9 +301,12 @@ fn validate(body: NetworkBody) -> Result<NetworkRequest, ApiError> {
     if body.max_per_country == Some(0) {
         return Err(ApiError::invalid("max_per_country", "max_per_country must be at least 1"));
     }
-    if let Some(limit) = body.max_per_country
+    // A cap above the network's size caps nothing; clamping keeps the arithmetic
+    // below (and the cache key) free of absurd values.
+    let max_per_country = body.max_per_country.map(|limit| limit.min(max));
+    if let Some(limit) = max_per_country
         && !countries.is_empty()
-        && limit * countries.len() < min
+        && limit.saturating_mul(countries.len()) < min
     {
         return Err(ApiError::invalid(
             "max_per_country",
@@ -307,7 +332,7 @@ fn validate(body: NetworkBody) -> Result<NetworkRequest, ApiError> {
         stages: require.stages,
         countries,
         regions,
-        max_per_country: body.max_per_country,
+        max_per_country,
         lock,
         exclude,
         alternatives,
@@ -361,4 +386,70 @@ fn to_csv(response: &serde_json::Value) -> String {
         }
     }
     String::from_utf8(writer.into_inner().expect("in-memory flush")).expect("CSV of UTF-8 fields")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Any JSON value, nested a few levels, with the body's own field names
+    /// among the keys so that validation (not only deserialisation) is reached.
+    fn json_value() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            any::<u64>().prop_map(serde_json::Value::from),
+            any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map_or(serde_json::Value::Null, Into::into)),
+            any::<String>().prop_map(serde_json::Value::from),
+            "[A-Z]{2}[0-9]{0,3}".prop_map(serde_json::Value::from),
+        ];
+        let keys = prop_oneof![
+            Just("anchor".to_string()),
+            Just("opportunity".to_string()),
+            Just("size".to_string()),
+            Just("min".to_string()),
+            Just("max".to_string()),
+            Just("require".to_string()),
+            Just("kinds".to_string()),
+            Just("stages".to_string()),
+            Just("sectors".to_string()),
+            Just("countries".to_string()),
+            Just("regions".to_string()),
+            Just("max_per_country".to_string()),
+            Just("lock".to_string()),
+            Just("alternatives".to_string()),
+            any::<String>(),
+        ];
+        leaf.prop_recursive(4, 64, 8, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..8).prop_map(serde_json::Value::Array),
+                prop::collection::btree_map(keys.clone(), inner, 0..8)
+                    .prop_map(|map| serde_json::Value::Object(map.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn any_json_body_is_validated_without_panicking(value in json_value()) {
+            if let Ok(body) = serde_json::from_value::<NetworkBody>(value) {
+                let _ = validate(body);
+            }
+        }
+
+        #[test]
+        fn any_text_in_any_filter_is_validated_without_panicking(text in any::<String>()) {
+            let _ = parse_region(&text);
+            let _ = parse_country(&text);
+            let _ = parse_sector(&text);
+            let _ = checked_id(&text);
+            let _ = crate::api::firms::parse_kind(&text);
+            let _ = crate::api::firms::parse_size(&text);
+            prop_assert!(shown(&text).chars().count() <= 65);
+        }
+    }
 }

@@ -263,17 +263,34 @@ pub async fn parse_json_body<T: for<'de> Deserialize<'de>>(
         ));
     }
     let body = read_body(request, payload, state.settings.server.max_body_bytes).await?;
-    serde_json::from_slice(&body).map_err(|error| {
-        use serde_json::error::Category;
-        match error.classify() {
-            Category::Syntax | Category::Eof | Category::Io => {
-                ApiError::bad_request("malformed_body", format!("malformed JSON: {error}"))
-            }
-            Category::Data => {
-                let text = error.to_string();
-                let field = text.split('`').nth(1).unwrap_or("body").to_string();
-                ApiError::invalid(field, text)
-            }
+    let mut deserializer = serde_json::Deserializer::from_slice(&body);
+    let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(json_error)?;
+    deserializer.end().map_err(|error| ApiError::bad_request("malformed_body", format!("malformed JSON: {error}")))?;
+    Ok(value)
+}
+
+/// Syntax errors are 400; a wrong field or type is 422 naming the field by its
+/// path in the body (`size.min`, `anchor[2]`), or the unknown field's name.
+fn json_error(error: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    use serde_json::error::Category;
+    let path = error.path().to_string();
+    let inner = error.inner();
+    match inner.classify() {
+        Category::Syntax | Category::Eof | Category::Io => {
+            ApiError::bad_request("malformed_body", format!("malformed JSON: {inner}"))
         }
-    })
+        Category::Data => {
+            let text = inner.to_string();
+            let named = |prefix: &str| text.strip_prefix(prefix).and_then(|rest| rest.split('`').next());
+            // An unknown or missing field is named by serde itself, below the path.
+            let field = match named("unknown field `").or_else(|| named("missing field `")) {
+                Some(name) if path == "." => name.to_string(),
+                Some(name) if path.ends_with(name) => path,
+                Some(name) => format!("{path}.{name}"),
+                None if path == "." => "body".to_string(),
+                None => path,
+            };
+            ApiError::invalid(field, text)
+        }
+    }
 }

@@ -183,6 +183,7 @@ pub struct TestAppBuilder {
     redis_url: Option<String>,
     read_keys: Vec<String>,
     debounce_seconds: u64,
+    max_wait_seconds: Option<u64>,
     refresh_networks: bool,
 }
 
@@ -206,6 +207,13 @@ impl TestAppBuilder {
         self
     }
 
+    /// Refit at the latest this many seconds after the first of a run of writes
+    /// (default: the larger of the debounce and 60 s).
+    pub fn retrain_max_wait(mut self, seconds: u64) -> TestAppBuilder {
+        self.max_wait_seconds = Some(seconds);
+        self
+    }
+
     /// Let the batch refresh assemble every firm's network too.
     pub fn refresh_networks(mut self) -> TestAppBuilder {
         self.refresh_networks = true;
@@ -224,13 +232,14 @@ impl TestAppBuilder {
             "[server]\nhost = \"127.0.0.1\"\nport = 0\nworkers = 2\n\n\
              [data]\ndir = {}\n\n\
              [auth]\nwrite_keys = {}\nread_keys = {}\n\n\
-             [models]\nretrain_debounce_seconds = {}\n\n\
+             [models]\nretrain_debounce_seconds = {}\nretrain_max_wait_seconds = {}\n\n\
              [refresh]\nnetworks = {}\n\n\
              [log]\nlevel = \"warn\"\n\n",
             quote(&data.path().join("data").display().to_string()),
             list(&[WRITE_KEY.to_string()]),
             list(&self.read_keys),
             self.debounce_seconds,
+            self.max_wait_seconds.unwrap_or(self.debounce_seconds.max(60)),
             self.refresh_networks,
         );
         toml.push_str("[cache]\n");
