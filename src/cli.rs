@@ -398,7 +398,9 @@ fn ingest_files(settings: &Settings, files: &[PathBuf], collaboration_files: &[P
                 let line = bad.line.map(|line| format!("line {line}")).unwrap_or_else(|| format!("item {}", bad.index));
                 let problems: Vec<String> =
                     bad.errors.iter().map(|error| format!("{}: {}", error.field, error.message)).collect();
-                progress.println(format!("{name} {line}: rejected: {}", problems.join("; ")));
+                // Printed beside the bar, not through it: a hidden bar (no terminal,
+                // as under cron) would swallow the report.
+                progress.suspend(|| eprintln!("{name} {line}: rejected: {}", problems.join("; ")));
             }
             if !accepted.is_empty() {
                 progress_journal.generation = engine.upsert_firms(&accepted)?;

@@ -166,3 +166,24 @@ async fn steady_writes_cannot_starve_the_refit() {
     }
     assert!(refitted, "no refit within {:?} of steady writes", started.elapsed());
 }
+
+#[tokio::test]
+async fn rate_limits_answer_429_with_retry_after_per_key() {
+    let app = TestApp::builder().rate_limit(1, 3).spawn().await;
+    let mut refused = None;
+    for _ in 0..10 {
+        let reply = app.get("/v1/firms?q=dairy").await;
+        if reply.status == 429 {
+            refused = Some(reply);
+            break;
+        }
+    }
+    let refused = refused.expect("a burst over the limit is refused");
+    refused.assert_error(429, "rate_limited");
+    let retry: u64 = refused.header("retry-after").expect("Retry-After").parse().expect("seconds");
+    assert!((1..=2).contains(&retry), "{refused:?}");
+    // Another key has its own allowance; health stays open.
+    let reply = Reply::read(app.authed(Method::GET, "/v1/firms?q=dairy").send().await).await;
+    reply.assert_status(200);
+    app.get("/health/live").await.assert_status(200);
+}

@@ -184,6 +184,7 @@ pub struct TestAppBuilder {
     read_keys: Vec<String>,
     debounce_seconds: u64,
     max_wait_seconds: Option<u64>,
+    rate_limit: Option<(u32, u32)>,
     refresh_networks: bool,
 }
 
@@ -214,6 +215,12 @@ impl TestAppBuilder {
         self
     }
 
+    /// Limit `/v1` to `per_second` requests per key or address, with `burst`.
+    pub fn rate_limit(mut self, per_second: u32, burst: u32) -> TestAppBuilder {
+        self.rate_limit = Some((per_second, burst));
+        self
+    }
+
     /// Let the batch refresh assemble every firm's network too.
     pub fn refresh_networks(mut self) -> TestAppBuilder {
         self.refresh_networks = true;
@@ -229,12 +236,14 @@ impl TestAppBuilder {
         let quote = |text: &str| serde_json::to_string(text).expect("string");
         let list = |items: &[String]| format!("[{}]", items.iter().map(|i| quote(i)).collect::<Vec<_>>().join(", "));
         let mut toml = format!(
-            "[server]\nhost = \"127.0.0.1\"\nport = 0\nworkers = 2\n\n\
+            "[server]\nhost = \"127.0.0.1\"\nport = 0\nworkers = 2\nrate_limit_per_second = {}\nrate_limit_burst = {}\n\n\
              [data]\ndir = {}\n\n\
              [auth]\nwrite_keys = {}\nread_keys = {}\n\n\
              [models]\nretrain_debounce_seconds = {}\nretrain_max_wait_seconds = {}\n\n\
              [refresh]\nnetworks = {}\n\n\
              [log]\nlevel = \"warn\"\n\n",
+            self.rate_limit.map_or(0, |(rate, _)| rate),
+            self.rate_limit.map_or(50, |(_, burst)| burst),
             quote(&data.path().join("data").display().to_string()),
             list(&[WRITE_KEY.to_string()]),
             list(&self.read_keys),
