@@ -17,6 +17,7 @@ use crate::api;
 use crate::cache::Cache;
 use crate::engine::Engine;
 use crate::error::ApiError;
+use crate::feedback::FeedbackStore;
 use crate::jobs::Jobs;
 use crate::settings::Settings;
 use crate::store::ModelStore;
@@ -28,6 +29,8 @@ pub struct AppState {
     pub engine: Arc<Engine>,
     pub cache: Cache,
     pub jobs: Arc<Jobs>,
+    /// The cluster manager's accept / reject decisions (`/v1/feedback`).
+    pub feedback: Arc<FeedbackStore>,
     changes: Arc<Notify>,
     /// Set from start-up until the first fit of a catalogue that has no model
     /// yet ends: recommendations cannot be answered, so the service is not ready.
@@ -101,6 +104,8 @@ impl Application {
                 tracing::info!(profiles = loaded, "loaded the demo catalogue");
             }
         }
+        let feedback_dir = crate::feedback::feedback_dir(&settings.data.dir);
+        let feedback = Arc::new(tokio::task::spawn_blocking(move || FeedbackStore::open(&feedback_dir)).await??);
         let cache = Cache::connect(&settings.cache).await;
         let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port)).map_err(|error| {
             anyhow::anyhow!("cannot listen on {}:{}: {error}", settings.server.host, settings.server.port)
@@ -121,7 +126,8 @@ impl Application {
         if let Some(pattern) = &settings.refresh.schedule {
             crate::jobs::spawn_scheduler(jobs.clone(), engine.clone(), settings.clone(), pattern);
         }
-        let state = web::Data::new(AppState { settings: settings.clone(), engine, cache, jobs, changes, starting });
+        let state =
+            web::Data::new(AppState { settings: settings.clone(), engine, cache, jobs, feedback, changes, starting });
         let workers = match settings.server.workers {
             0 => std::thread::available_parallelism().map(usize::from).unwrap_or(2),
             n => n,

@@ -130,6 +130,9 @@ async fn respond(
     request: ShortlistRequest,
     firm: Option<String>,
 ) -> Result<HttpResponse, ApiError> {
+    let mut request = request;
+    let rejected = crate::api::feedback::rejected_for(state, &request.anchors, request.opportunity.as_deref());
+    crate::api::feedback::merge_exclusions(&mut request.filters.exclude, rejected);
     let engine = state.engine.clone();
     if let Some(id) = firm.clone()
         && engine.precomputed_is_fresh()
