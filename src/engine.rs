@@ -186,25 +186,37 @@ impl Engine {
             return None;
         };
         let fresh = precomputed.generation == model.generation && model.generation == self.index.generation();
-        if !fresh || request.k > precomputed.k || !request.filters.is_empty() || request.opportunity.is_some() {
+        // Exclusions (the caller's, and firms the manager rejected) only remove
+        // firms from a ranking scored one candidate at a time: the rest keeps its order.
+        let only_exclusions = Filters { exclude: Vec::new(), ..request.filters.clone() }.is_empty();
+        if !fresh || request.k > precomputed.k || !only_exclusions || request.opportunity.is_some() {
             return None;
         }
         let position = model.position(id)?;
         let (candidates_scored, list) = precomputed.partners(position)?;
+        let excluded: HashSet<u32> = request.filters.exclude.iter().filter_map(|id| model.position(id)).collect();
+        let kept: Vec<u32> = list.iter().map(|&(c, _)| c).filter(|c| !excluded.contains(c)).take(request.k).collect();
+        if kept.len() < request.k && list.len() >= precomputed.k {
+            // The stored list ran out; the live ranking goes deeper.
+            return None;
+        }
         let query = model.prepare(&Query { anchors: vec![position], text: None });
         Some(Shortlist {
             generation: model.generation,
             model_generation: model.generation,
             candidates_scored,
-            partners: list.iter().take(request.k).map(|&(c, _)| self.partner(&model, &query, c)).collect(),
+            partners: kept.into_iter().map(|c| self.partner(&model, &query, c)).collect(),
         })
     }
 
     /// The network around `id` from the last batch refresh, explained, when that
-    /// refresh computed networks on the index and model serving now.
+    /// refresh computed networks on the index and model serving now and none of
+    /// its members is in `exclude` (a network that lost a member is rebuilt live,
+    /// so it never falls under its minimum size).
     pub fn precomputed_network(
         &self,
         id: &str,
+        exclude: &[String],
     ) -> Option<Result<crate::networks::NetworkResponse, crate::networks::NetworkError>> {
         let Serving { model: Some(model), precomputed: Some(precomputed) } = self.serving() else {
             return None;
@@ -213,6 +225,9 @@ impl Engine {
             return None;
         }
         let network = precomputed.network(model.position(id)?)?;
+        if network.members.iter().any(|&m| exclude.iter().any(|id| id == model.id(m))) {
+            return None;
+        }
         let request = crate::networks::NetworkRequest::around(id);
         Some(self.explain_network(&model, &request, &network.members, network.score, network.breakdown.clone()))
     }
@@ -332,7 +347,15 @@ impl Engine {
             generation: self.index.generation(),
             model_generation: model.generation,
             candidates_scored,
-            partners: ranked.iter().map(|&(c, _)| self.partner(&model, &query, c)).collect(),
+            partners: ranked
+                .iter()
+                .map(|&(c, score)| {
+                    // A group's ranking score is not the combined query's (see `group_relevance`).
+                    let mut partner = self.partner(&model, &query, c);
+                    partner.score = score;
+                    partner
+                })
+                .collect(),
         })
     }
 
@@ -363,16 +386,33 @@ impl Engine {
         let query = model.prepare(&Query { anchors: anchors.clone(), text: request.opportunity.clone() });
         let candidates = self.candidates(model, &query)?;
         let excluded: HashSet<u32> = request.filters.exclude.iter().filter_map(|id| model.position(id)).collect();
-        let mut scored: Vec<(u32, f32)> = candidates
+        let kept: Vec<u32> = candidates
             .iter()
             .copied()
             .filter(|c| !excluded.contains(c) && self.passes(model, *c, &request.filters))
-            .map(|c| (c, model.score(&query, c).score))
-            .filter(|(_, score)| *score >= request.filters.min_score)
             .collect();
+        let scores = self.relevance(model, &query, request.opportunity.as_deref(), &kept);
+        let mut scored: Vec<(u32, f32)> =
+            kept.into_iter().zip(scores).filter(|(_, score)| *score >= request.filters.min_score).collect();
         scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         scored.truncate(request.k);
         Ok((query, candidates.len(), scored))
+    }
+
+    /// Each candidate's relevance to a query: its score, and for a group of two
+    /// or more firms at the table (anchors and locked members) its score against
+    /// the whole group, see [`group_relevance`].
+    pub fn relevance(
+        &self,
+        model: &FittedModel,
+        query: &PreparedQuery,
+        text: Option<&str>,
+        candidates: &[u32],
+    ) -> Vec<f32> {
+        if query.anchors.len() < 2 {
+            return candidates.iter().map(|&c| model.score(query, c).score).collect();
+        }
+        group_relevance(model, &query.anchors, text, candidates)
     }
 
     pub fn positions(&self, model: &FittedModel, ids: &[String]) -> Result<Vec<u32>, EngineError> {
@@ -488,6 +528,40 @@ impl Engine {
         }
         reasons
     }
+}
+
+/// How a candidate fits a group of firms already at the table. The ranking
+/// weights were learnt on queries with one anchor, and a query whose "anchor" is
+/// the whole group (profiles summed, ties summed) is not what they were learnt
+/// on: the candidate who worked with two of the members looks like one who worked
+/// twice with one. So the candidate is scored against each member as the weights
+/// expect, and the member-wise probabilities are combined as independent pieces
+/// of evidence that it belongs with them (noisy-or: it joins unless no member's
+/// evidence holds), computed in log space so close scores stay apart.
+pub fn group_relevance(model: &FittedModel, group: &[u32], text: Option<&str>, candidates: &[u32]) -> Vec<f32> {
+    let rule = std::env::var("KLYNGE_GROUP_RULE").unwrap_or_default();
+    if rule == "combined" {
+        let query = model.prepare(&Query { anchors: group.to_vec(), text: text.map(str::to_string) });
+        return candidates.iter().map(|&c| model.score(&query, c).score).collect();
+    }
+    let queries: Vec<PreparedQuery> = group
+        .iter()
+        .map(|&member| model.prepare(&Query { anchors: vec![member], text: text.map(str::to_string) }))
+        .collect();
+    candidates
+        .iter()
+        .map(|&c| {
+            let scores = queries.iter().map(|q| f64::from(model.score(q, c).score));
+            match rule.as_str() {
+                "mean" => (scores.sum::<f64>() / queries.len() as f64) as f32,
+                "max" => scores.fold(0.0, f64::max) as f32,
+                _ => {
+                    let log_miss: f64 = scores.map(|p| (1.0 - p).max(1e-12).ln()).sum();
+                    (-f64::exp_m1(log_miss)) as f32
+                }
+            }
+        })
+        .collect()
 }
 
 /// A prepared query, how many candidates were scored, and the top `(position, score)`.
