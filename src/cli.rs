@@ -127,8 +127,12 @@ enum Command {
         predictions: Option<PathBuf>,
         /// Instead of a query file, measure `--lock` completion on held-out
         /// collaborations of the catalogue itself (what its rule is chosen on).
-        #[arg(long, requires = "lock")]
+        #[arg(long)]
         holdout: bool,
+        /// Also simulate a manager over R rounds: accept the real members
+        /// proposed, reject the others, ask again; score each round's new proposals.
+        #[arg(long, default_value_t = 0)]
+        feedback_rounds: usize,
         #[arg(long, default_value_t = 50)]
         k: usize,
         /// Also measure completion: lock this many real members of each query
@@ -260,13 +264,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{profiles} profiles and {collaborations} collaborations written to {}", out.display());
             Ok(())
         }
-        Command::Eval { catalogue, queries, predictions, k, lock, holdout } => {
+        Command::Eval { catalogue, queries, predictions, k, lock, holdout, feedback_rounds } => {
             anyhow::ensure!((1..=200).contains(&k), "--k must be from 1 to 200");
+            anyhow::ensure!(feedback_rounds <= 10, "--feedback-rounds must be at most 10");
             match (queries, predictions) {
                 (Some(queries), Some(predictions)) if !holdout => {
-                    crate::eval::run(&catalogue, &queries, &predictions, k, &lock)
+                    crate::eval::run(&catalogue, &queries, &predictions, k, &lock, feedback_rounds)
                 }
-                _ => crate::eval::run_holdout(&catalogue, &lock),
+                _ => crate::eval::run_holdout(&catalogue, &lock, feedback_rounds),
             }
         }
         Command::Search { data, query, limit } => {

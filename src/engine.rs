@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use klynge_index::{FirmIndex, IndexError, StoredFirm, TextField};
-use klynge_models::model::{FittedModel, ModelParams, PreparedQuery, Query, Reason};
-use klynge_models::scoring::{Features, SIGNALS, Scored, Signal};
+use klynge_models::model::{FittedModel, ModelParams, PreparedQuery, Query, Reason, pair_features};
+use klynge_models::scoring::{Features, SIGNAL_COUNT, SIGNALS, Scored, Signal};
 use klynge_models::{Collaboration, Kind, SizeClass};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -391,7 +391,7 @@ impl Engine {
             .copied()
             .filter(|c| !excluded.contains(c) && self.passes(model, *c, &request.filters))
             .collect();
-        let scores = self.relevance(model, &query, request.opportunity.as_deref(), &kept);
+        let scores = self.relevance(model, &query, &kept);
         let mut scored: Vec<(u32, f32)> =
             kept.into_iter().zip(scores).filter(|(_, score)| *score >= request.filters.min_score).collect();
         scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -399,20 +399,13 @@ impl Engine {
         Ok((query, candidates.len(), scored))
     }
 
-    /// Each candidate's relevance to a query: its score, and for a group of two
-    /// or more firms at the table (anchors and locked members) its score against
-    /// the whole group, see [`group_relevance`].
-    pub fn relevance(
-        &self,
-        model: &FittedModel,
-        query: &PreparedQuery,
-        text: Option<&str>,
-        candidates: &[u32],
-    ) -> Vec<f32> {
+    /// Each candidate's relevance to a query: its score, or for a group of two or
+    /// more firms at the table its fit to the whole group ([`group_relevance`]).
+    pub fn relevance(&self, model: &FittedModel, query: &PreparedQuery, candidates: &[u32]) -> Vec<f32> {
         if query.anchors.len() < 2 {
             return candidates.iter().map(|&c| model.score(query, c).score).collect();
         }
-        group_relevance(model, &query.anchors, text, candidates)
+        group_relevance(model, query, candidates)
     }
 
     pub fn positions(&self, model: &FittedModel, ids: &[String]) -> Result<Vec<u32>, EngineError> {
@@ -530,36 +523,33 @@ impl Engine {
     }
 }
 
-/// How a candidate fits a group of firms already at the table. The ranking
-/// weights were learnt on queries with one anchor, and a query whose "anchor" is
-/// the whole group (profiles summed, ties summed) is not what they were learnt
-/// on: the candidate who worked with two of the members looks like one who worked
-/// twice with one. So the candidate is scored against each member as the weights
-/// expect, and the member-wise probabilities are combined as independent pieces
-/// of evidence that it belongs with them (noisy-or: it joins unless no member's
-/// evidence holds), computed in log space so close scores stay apart.
-pub fn group_relevance(model: &FittedModel, group: &[u32], text: Option<&str>, candidates: &[u32]) -> Vec<f32> {
-    let rule = std::env::var("KLYNGE_GROUP_RULE").unwrap_or_default();
-    if rule == "combined" {
-        let query = model.prepare(&Query { anchors: group.to_vec(), text: text.map(str::to_string) });
-        return candidates.iter().map(|&c| model.score(&query, c).score).collect();
-    }
-    let queries: Vec<PreparedQuery> = group
-        .iter()
-        .map(|&member| model.prepare(&Query { anchors: vec![member], text: text.map(str::to_string) }))
-        .collect();
+/// How a candidate fits a group of two or more firms already at the table
+/// (anchors and locked members): its score for the query the group makes, plus,
+/// for every member, how much likelier the pair model finds the two in one
+/// consortium than two unlinked firms. The ranking weights were learnt with one
+/// anchor, where past ties mostly repeat what partners-of-partners and
+/// experience already say; the pair model was learnt on member–member pairs of
+/// real consortia, which is the question completion asks: who else sits with
+/// *these* firms. A candidate that worked with several members gains for each.
+///
+/// No constant is tuned: both terms are probabilities. The rule was chosen over
+/// the group query alone, a noisy-or and the mean of member-wise scores on
+/// held-out catalogue collaborations (`klynge eval --holdout --lock 1,2,4`,
+/// README), not on the dev queries.
+pub fn group_relevance(model: &FittedModel, query: &PreparedQuery, candidates: &[u32]) -> Vec<f32> {
+    let pair = model.pair_weights.as_ref();
+    let unlinked = pair.map_or(0.0, |pair| pair.score(&[0.0; SIGNAL_COUNT]).score);
     candidates
         .iter()
         .map(|&c| {
-            let scores = queries.iter().map(|q| f64::from(model.score(q, c).score));
-            match rule.as_str() {
-                "mean" => (scores.sum::<f64>() / queries.len() as f64) as f32,
-                "max" => scores.fold(0.0, f64::max) as f32,
-                _ => {
-                    let log_miss: f64 = scores.map(|p| (1.0 - p).max(1e-12).ln()).sum();
-                    (-f64::exp_m1(log_miss)) as f32
-                }
-            }
+            let base = model.score(query, c).score;
+            let Some(pair) = pair else { return base };
+            let fit: f32 = query
+                .anchors
+                .iter()
+                .map(|&member| (pair.score(&pair_features(&model.graph, model, member, c)).score - unlinked).max(0.0))
+                .sum();
+            base + fit
         })
         .collect()
 }

@@ -155,6 +155,15 @@ fn holdout_catalogue(dir: &Path) -> anyhow::Result<(Engine, Vec<QueryLine>)> {
         }
         kept.push(collaboration);
     }
+    // A member whose only collaboration is the held-out one has an empty profile
+    // and no ties once it is held out; the benchmark's members all have others.
+    let mut elsewhere: HashMap<String, usize> = HashMap::new();
+    for collaboration in &kept {
+        for id in members(collaboration) {
+            *elsewhere.entry(id).or_default() += 1;
+        }
+    }
+    held.retain(|c| members(c).iter().filter(|m| elsewhere.contains_key(*m)).count() >= 5);
     let projects: HashMap<String, u64> = orgs
         .iter()
         .filter_map(|o| Some((o["id"].as_str()?.to_string(), o["projects"].as_u64().unwrap_or(0))))
@@ -163,7 +172,7 @@ fn holdout_catalogue(dir: &Path) -> anyhow::Result<(Engine, Vec<QueryLine>)> {
     let queries: Vec<QueryLine> = held
         .iter()
         .map(|c| {
-            let mut ids = members(c);
+            let mut ids: Vec<String> = members(c).into_iter().filter(|m| elsewhere.contains_key(m)).collect();
             ids.sort_by(|a, b| projects.get(b).cmp(&projects.get(a)).then(a.cmp(b)));
             let title = c["title"].as_str().unwrap_or_default().to_string();
             for id in &ids {
@@ -196,10 +205,13 @@ fn holdout_catalogue(dir: &Path) -> anyhow::Result<(Engine, Vec<QueryLine>)> {
 }
 
 /// Completion measured on held-out catalogue collaborations (see [`holdout_catalogue`]).
-pub fn run_holdout(catalogue: &Path, lock: &[usize]) -> anyhow::Result<()> {
+pub fn run_holdout(catalogue: &Path, lock: &[usize], rounds: usize) -> anyhow::Result<()> {
     let (engine, queries) = holdout_catalogue(catalogue)?;
     for &locked in lock {
         completion(&engine, &queries, locked);
+    }
+    if rounds > 0 {
+        feedback_rounds(&engine, &queries, rounds);
     }
     Ok(())
 }
@@ -242,6 +254,7 @@ pub fn run(
     predictions_path: &Path,
     k: usize,
     lock: &[usize],
+    rounds: usize,
 ) -> anyhow::Result<()> {
     let (engine, orgs) = load_catalogue(catalogue)?;
     let queries: Vec<QueryLine> = read_lines(queries_path)?;
@@ -311,6 +324,9 @@ pub fn run(
     }
     for &locked in lock {
         completion(&engine, &queries, locked);
+    }
+    if rounds > 0 {
+        feedback_rounds(&engine, &queries, rounds);
     }
     if std::env::var_os("KLYNGE_EVAL_DEBUG").is_some() {
         debug_pool(&engine, &queries);
@@ -419,6 +435,62 @@ fn completion(engine: &Engine, queries: &[QueryLine], locked: usize) {
         with_lock / without.max(1e-9),
         started.elapsed().as_secs_f64()
     );
+}
+
+/// A simulated manager over `rounds` rounds of feedback: after each network it
+/// accepts the real members proposed (they join the table, as `lock`) and
+/// rejects the others (as the API's rejections do, they are never proposed
+/// again), then asks again. Each round scores only the members proposed for the
+/// first time; queries whose members are all found drop out.
+fn feedback_rounds(engine: &Engine, queries: &[QueryLine], rounds: usize) {
+    let known = engine.model().expect("fitted");
+    let eligible: Vec<&QueryLine> = queries.iter().filter(|q| known.position(&q.anchor).is_some()).collect();
+    let per_query: Vec<Vec<Option<f64>>> = eligible
+        .par_iter()
+        .map(|query| {
+            let (mut lock, mut exclude) = (Vec::<String>::new(), Vec::<String>::new());
+            let mut precisions = Vec::new();
+            for _ in 0..=rounds {
+                let size = query.size.max(2).max(lock.len() + 2);
+                let request = NetworkRequest {
+                    opportunity: Some(query_text(query)),
+                    min: size,
+                    max: size,
+                    lock: lock.clone(),
+                    exclude: exclude.clone(),
+                    ..NetworkRequest::around(&query.anchor)
+                };
+                let proposed: Vec<String> = match engine.network(&request) {
+                    Ok(response) => response
+                        .network
+                        .members
+                        .into_iter()
+                        .filter(|m| m.status == "proposed")
+                        .map(|m| m.partner.id)
+                        .collect(),
+                    Err(_) => Vec::new(),
+                };
+                if proposed.is_empty() {
+                    precisions.push(None);
+                    continue;
+                }
+                let (hits, misses): (Vec<String>, Vec<String>) =
+                    proposed.into_iter().partition(|id| query.members.contains(id));
+                precisions.push(Some(hits.len() as f64 / (hits.len() + misses.len()) as f64));
+                lock.extend(hits);
+                exclude.extend(misses);
+            }
+            precisions
+        })
+        .collect();
+    for round in 0..=rounds {
+        let values: Vec<f64> = per_query.iter().filter_map(|p| p[round]).collect();
+        println!(
+            "feedback round {round}: precision of new proposals {:.3} over {} queries",
+            values.iter().sum::<f64>() / values.len().max(1) as f64,
+            values.len()
+        );
+    }
 }
 
 fn evaluate(queries: &[QueryLine], predictions: &[Prediction], catalogue: &HashSet<&str>) -> (Scores, f64) {

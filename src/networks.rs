@@ -152,7 +152,7 @@ impl Engine {
         let mut pool: Vec<u32> =
             self.candidates(model, &query)?.into_iter().filter(|&c| allowed(c) && !required.contains(&c)).collect();
         self.ensure_requirements(model, &query, request, &required, &allowed, &mut pool)?;
-        let relevance = self.relevance(model, &query, request.opportunity.as_deref(), &pool);
+        let relevance = self.relevance(model, &query, &pool);
         let mut candidates: Vec<Candidate> =
             pool.iter().zip(relevance).map(|(&firm, relevance)| Candidate { firm, relevance }).collect();
         candidates.sort_by(|a, b| b.relevance.total_cmp(&a.relevance).then(a.firm.cmp(&b.firm)));

@@ -88,6 +88,8 @@ async fn feedback_round_trips_filters_pages_and_deletes() {
     app.delete(&format!("/v1/feedback/{other_id}")).await.assert_status(204);
     app.delete(&format!("/v1/feedback/{other_id}")).await.assert_error(404, "not_found");
     assert_eq!(app.get("/v1/feedback").await.json()["total"], 2);
+    let model = Reply::read(app.authed(Method::GET, "/v1/admin/model").send().await).await.json();
+    assert_eq!((&model["feedback"]["decisions"], &model["feedback"]["rejected"]), (&json!(2), &json!(1)), "{model}");
 
     // Writes need the write key; the OpenAPI document lists the endpoints.
     let anonymous = Reply::read(

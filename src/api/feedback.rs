@@ -242,3 +242,16 @@ pub fn merge_exclusions(exclude: &mut Vec<String>, more: Vec<String>) {
     exclude.sort_unstable();
     exclude.dedup();
 }
+
+/// What `GET /v1/admin/model` shows of the feedback: the live decisions and how
+/// they act. They filter answers at serve time; fits do not learn from them yet.
+pub fn summary(state: &AppState) -> Value {
+    let count =
+        |decision| state.feedback.list(&ListQuery { decision: Some(decision), limit: 0, ..Default::default() }).total;
+    serde_json::json!({
+        "decisions": state.feedback.len(),
+        "accepted": count(Decision::Accept),
+        "rejected": count(Decision::Reject),
+        "effect": "rejected firms are left out of every answer they apply to, at once; the fit does not learn from decisions yet",
+    })
+}
