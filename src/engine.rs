@@ -533,9 +533,9 @@ impl Engine {
 /// *these* firms. A candidate that worked with several members gains for each.
 ///
 /// No constant is tuned: both terms are probabilities. The rule was chosen over
-/// the group query alone, a noisy-or and the mean of member-wise scores on
-/// held-out catalogue collaborations (`klynge eval --holdout --lock 1,2,4`,
-/// README), not on the dev queries.
+/// the group query alone, a noisy-or of member-wise scores and a noisy-or of the
+/// pair fits on held-out catalogue collaborations (`klynge eval --holdout --lock
+/// 1,2,4`, README), not on the dev queries. For a group the score can pass 1.
 pub fn group_relevance(model: &FittedModel, query: &PreparedQuery, candidates: &[u32]) -> Vec<f32> {
     let pair = model.pair_weights.as_ref();
     let unlinked = pair.map_or(0.0, |pair| pair.score(&[0.0; SIGNAL_COUNT]).score);
