@@ -17,6 +17,7 @@ use crate::api;
 use crate::cache::Cache;
 use crate::engine::Engine;
 use crate::error::ApiError;
+use crate::feedback::FeedbackStore;
 use crate::jobs::Jobs;
 use crate::settings::Settings;
 use crate::store::ModelStore;
@@ -30,6 +31,8 @@ pub struct AppState {
     pub jobs: Arc<Jobs>,
     /// Set when `server.rate_limit_per_second` is.
     pub limiter: Option<Arc<crate::ratelimit::Limiter>>,
+    /// The cluster manager's accept / reject decisions (`/v1/feedback`).
+    pub feedback: Arc<FeedbackStore>,
     changes: Arc<Notify>,
     /// Set from start-up until the first fit of a catalogue that has no model
     /// yet ends: recommendations cannot be answered, so the service is not ready.
@@ -116,6 +119,8 @@ impl Application {
                 tracing::info!(profiles = loaded, "loaded the demo catalogue");
             }
         }
+        let feedback_dir = crate::feedback::feedback_dir(&settings.data.dir);
+        let feedback = Arc::new(tokio::task::spawn_blocking(move || FeedbackStore::open(&feedback_dir)).await??);
         let cache = Cache::connect(&settings.cache).await;
         let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port)).map_err(|error| {
             anyhow::anyhow!("cannot listen on {}:{}: {error}", settings.server.host, settings.server.port)
@@ -139,8 +144,16 @@ impl Application {
         }
         let limiter =
             crate::ratelimit::limiter(settings.server.rate_limit_per_second, settings.server.rate_limit_burst);
-        let state =
-            web::Data::new(AppState { settings: settings.clone(), engine, cache, jobs, limiter, changes, starting });
+        let state = web::Data::new(AppState {
+            settings: settings.clone(),
+            engine,
+            cache,
+            jobs,
+            limiter,
+            feedback,
+            changes,
+            starting,
+        });
         let workers = match settings.server.workers {
             0 => std::thread::available_parallelism().map(usize::from).unwrap_or(2),
             n => n,

@@ -120,13 +120,26 @@ enum Command {
         #[arg(long)]
         catalogue: PathBuf,
         /// Query file (queries-dev.jsonl or queries-sealed.jsonl format).
-        #[arg(long)]
-        queries: PathBuf,
+        #[arg(long, required_unless_present = "holdout")]
+        queries: Option<PathBuf>,
         /// Where to write one prediction line per query.
+        #[arg(long, required_unless_present = "holdout")]
+        predictions: Option<PathBuf>,
+        /// Instead of a query file, measure `--lock` completion on held-out
+        /// collaborations of the catalogue itself (what its rule is chosen on).
         #[arg(long)]
-        predictions: PathBuf,
+        holdout: bool,
+        /// Also simulate a manager over R rounds: accept the real members
+        /// proposed, reject the others, ask again; score each round's new proposals.
+        #[arg(long, default_value_t = 0)]
+        feedback_rounds: usize,
         #[arg(long, default_value_t = 50)]
         k: usize,
+        /// Also measure completion: lock this many real members of each query
+        /// besides the anchor (comma-separated for several runs, e.g. 1,2,4) and
+        /// report the precision of the other proposed members.
+        #[arg(long, value_delimiter = ',')]
+        lock: Vec<usize>,
     },
     /// Full-text search of the index in the data directory.
     Search {
@@ -251,9 +264,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{profiles} profiles and {collaborations} collaborations written to {}", out.display());
             Ok(())
         }
-        Command::Eval { catalogue, queries, predictions, k } => {
+        Command::Eval { catalogue, queries, predictions, k, lock, holdout, feedback_rounds } => {
             anyhow::ensure!((1..=200).contains(&k), "--k must be from 1 to 200");
-            crate::eval::run(&catalogue, &queries, &predictions, k)
+            anyhow::ensure!(feedback_rounds <= 10, "--feedback-rounds must be at most 10");
+            match (queries, predictions) {
+                (Some(queries), Some(predictions)) if !holdout => {
+                    crate::eval::run(&catalogue, &queries, &predictions, k, &lock, feedback_rounds)
+                }
+                _ => crate::eval::run_holdout(&catalogue, &lock, feedback_rounds),
+            }
         }
         Command::Search { data, query, limit } => {
             let settings = load_settings(cli.config, vec![data_override(&data)])?;

@@ -128,6 +128,95 @@ pub fn collaboration_record(project: &Value) -> Option<Value> {
 /// Loads a consortium catalogue directory into a fresh in-memory engine and fits it.
 pub fn load_catalogue(dir: &Path) -> anyhow::Result<(Engine, Vec<Value>)> {
     let orgs: Vec<Value> = read_lines(&dir.join("orgs.jsonl"))?;
+    let collaborations: Vec<Value> = read_lines(&dir.join("collaborations.jsonl"))?;
+    engine_over(orgs, &collaborations)
+}
+
+/// Held-out collaborations of the catalogue itself (every fifth of those with at
+/// least five members) as queries, with the catalogue fitted without them and
+/// their titles cut from their members' descriptions, so nothing a query asks
+/// for is in the catalogue it is asked of. The queries the completion rule is
+/// chosen on, so that queries-dev stays a test set.
+fn holdout_catalogue(dir: &Path) -> anyhow::Result<(Engine, Vec<QueryLine>)> {
+    let mut orgs: Vec<Value> = read_lines(&dir.join("orgs.jsonl"))?;
+    let collaborations: Vec<Value> = read_lines(&dir.join("collaborations.jsonl"))?;
+    let members = |c: &Value| -> Vec<String> {
+        c["members"].as_array().into_iter().flatten().filter_map(|m| m.as_str().map(str::to_string)).collect()
+    };
+    let mut large = 0usize;
+    let (mut kept, mut held) = (Vec::new(), Vec::new());
+    for collaboration in collaborations {
+        if members(&collaboration).len() >= 5 {
+            large += 1;
+            if large.is_multiple_of(5) {
+                held.push(collaboration);
+                continue;
+            }
+        }
+        kept.push(collaboration);
+    }
+    // A member whose only collaboration is the held-out one has an empty profile
+    // and no ties once it is held out; the benchmark's members all have others.
+    let mut elsewhere: HashMap<String, usize> = HashMap::new();
+    for collaboration in &kept {
+        for id in members(collaboration) {
+            *elsewhere.entry(id).or_default() += 1;
+        }
+    }
+    held.retain(|c| members(c).iter().filter(|m| elsewhere.contains_key(*m)).count() >= 5);
+    let projects: HashMap<String, u64> = orgs
+        .iter()
+        .filter_map(|o| Some((o["id"].as_str()?.to_string(), o["projects"].as_u64().unwrap_or(0))))
+        .collect();
+    let mut titles: HashMap<String, Vec<String>> = HashMap::new();
+    let queries: Vec<QueryLine> = held
+        .iter()
+        .map(|c| {
+            let mut ids: Vec<String> = members(c).into_iter().filter(|m| elsewhere.contains_key(m)).collect();
+            ids.sort_by(|a, b| projects.get(b).cmp(&projects.get(a)).then(a.cmp(b)));
+            let title = c["title"].as_str().unwrap_or_default().to_string();
+            for id in &ids {
+                titles.entry(id.clone()).or_default().push(title.clone());
+            }
+            let anchor = ids.remove(0);
+            QueryLine {
+                id: c["id"].as_str().unwrap_or_default().to_string(),
+                title,
+                topic: c["topic"].as_str().unwrap_or_default().to_string(),
+                topic_title: c["topic_title"].as_str().unwrap_or_default().to_string(),
+                objective: String::new(),
+                anchor,
+                size: ids.len() + 1,
+                members: ids,
+            }
+        })
+        .collect();
+    for org in &mut orgs {
+        let Some(cut) = org["id"].as_str().and_then(|id| titles.get(id)) else { continue };
+        let mut description = org["description"].as_str().unwrap_or_default().to_string();
+        for title in cut.iter().filter(|t| !t.is_empty()) {
+            description = description.replace(title.as_str(), "");
+        }
+        org["description"] = Value::String(description);
+    }
+    let (engine, _) = engine_over(orgs, &kept)?;
+    eprintln!("{} held-out catalogue collaborations as queries", queries.len());
+    Ok((engine, queries))
+}
+
+/// Completion measured on held-out catalogue collaborations (see [`holdout_catalogue`]).
+pub fn run_holdout(catalogue: &Path, lock: &[usize], rounds: usize) -> anyhow::Result<()> {
+    let (engine, queries) = holdout_catalogue(catalogue)?;
+    for &locked in lock {
+        completion(&engine, &queries, locked);
+    }
+    if rounds > 0 {
+        feedback_rounds(&engine, &queries, rounds);
+    }
+    Ok(())
+}
+
+fn engine_over(orgs: Vec<Value>, collaborations: &[Value]) -> anyhow::Result<(Engine, Vec<Value>)> {
     let updated_at = crate::ingest::now_rfc3339();
     let firms: Vec<StoredFirm> = orgs
         .iter()
@@ -138,7 +227,7 @@ pub fn load_catalogue(dir: &Path) -> anyhow::Result<(Engine, Vec<Value>)> {
             updated_at: updated_at.clone(),
         })
         .collect();
-    let collaborations: Vec<Collaboration> = read_lines::<Value>(&dir.join("collaborations.jsonl"))?
+    let collaborations: Vec<Collaboration> = collaborations
         .iter()
         .filter_map(collaboration_record)
         .filter_map(|value| validate_collaboration(&value).ok())
@@ -159,7 +248,14 @@ pub fn load_catalogue(dir: &Path) -> anyhow::Result<(Engine, Vec<Value>)> {
     Ok((engine, orgs))
 }
 
-pub fn run(catalogue: &Path, queries_path: &Path, predictions_path: &Path, k: usize) -> anyhow::Result<()> {
+pub fn run(
+    catalogue: &Path,
+    queries_path: &Path,
+    predictions_path: &Path,
+    k: usize,
+    lock: &[usize],
+    rounds: usize,
+) -> anyhow::Result<()> {
     let (engine, orgs) = load_catalogue(catalogue)?;
     let queries: Vec<QueryLine> = read_lines(queries_path)?;
     let started = std::time::Instant::now();
@@ -226,6 +322,12 @@ pub fn run(catalogue: &Path, queries_path: &Path, predictions_path: &Path, k: us
         println!("queries carry no plain member ids (sealed); predictions written, no scores");
         return Ok(());
     }
+    for &locked in lock {
+        completion(&engine, &queries, locked);
+    }
+    if rounds > 0 {
+        feedback_rounds(&engine, &queries, rounds);
+    }
     if std::env::var_os("KLYNGE_EVAL_DEBUG").is_some() {
         debug_pool(&engine, &queries);
     }
@@ -276,6 +378,119 @@ pub fn run(catalogue: &Path, queries_path: &Path, predictions_path: &Path, k: us
         );
     }
     Ok(())
+}
+
+/// The opportunity text of a query, as every run asks it.
+fn query_text(query: &QueryLine) -> String {
+    [&query.title, &query.topic, &query.topic_title, &query.objective]
+        .iter()
+        .filter(|t| !t.is_empty())
+        .map(|t| t.as_str())
+        .collect::<Vec<_>>()
+        .join(". ")
+}
+
+/// Completion: the network of each query's size asked with the anchor, the text
+/// and `locked` real members in `lock` (the first ones of the query's member
+/// list, which is sorted by id, so arbitrary as to relevance). Precision counts
+/// the other proposed members that are real members; queries with no member left
+/// to find are skipped. The unlocked network on the same queries is the reference.
+fn completion(engine: &Engine, queries: &[QueryLine], locked: usize) {
+    let known = engine.model().expect("fitted");
+    let eligible: Vec<&QueryLine> = queries
+        .iter()
+        .filter(|q| known.position(&q.anchor).is_some())
+        .filter(|q| q.members.iter().filter(|m| known.position(m).is_some()).count() > locked)
+        .collect();
+    let precision = |query: &QueryLine, lock: &[String]| -> Option<f64> {
+        let request = NetworkRequest {
+            opportunity: Some(query_text(query)),
+            min: query.size.max(2).max(lock.len() + 2),
+            max: query.size.max(2).max(lock.len() + 2),
+            lock: lock.to_vec(),
+            ..NetworkRequest::around(&query.anchor)
+        };
+        let members = engine.network(&request).ok()?.network.members;
+        let proposed: Vec<String> =
+            members.into_iter().filter(|m| m.status == "proposed").map(|m| m.partner.id).collect();
+        let hits = proposed.iter().filter(|id| query.members.contains(id) && !lock.contains(id)).count();
+        (!proposed.is_empty()).then(|| hits as f64 / proposed.len() as f64)
+    };
+    let started = std::time::Instant::now();
+    let results: Vec<(Option<f64>, Option<f64>)> = eligible
+        .par_iter()
+        .map(|query| {
+            let lock: Vec<String> =
+                query.members.iter().filter(|m| known.position(m).is_some()).take(locked).cloned().collect();
+            (precision(query, &lock), precision(query, &[]))
+        })
+        .collect();
+    let mean = |values: Vec<f64>| values.iter().sum::<f64>() / values.len().max(1) as f64;
+    let with_lock = mean(results.iter().map(|r| r.0.unwrap_or(0.0)).collect());
+    let without = mean(results.iter().map(|r| r.1.unwrap_or(0.0)).collect());
+    println!(
+        "completion with {locked} locked: {} queries, precision of the rest {with_lock:.3} \
+         (unlocked network on the same queries {without:.3}, ratio {:.2}); {:.1} s",
+        eligible.len(),
+        with_lock / without.max(1e-9),
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// A simulated manager over `rounds` rounds of feedback: after each network it
+/// accepts the real members proposed (they join the table, as `lock`) and
+/// rejects the others (as the API's rejections do, they are never proposed
+/// again), then asks again. Each round scores only the members proposed for the
+/// first time; queries whose members are all found drop out.
+fn feedback_rounds(engine: &Engine, queries: &[QueryLine], rounds: usize) {
+    let known = engine.model().expect("fitted");
+    let eligible: Vec<&QueryLine> = queries.iter().filter(|q| known.position(&q.anchor).is_some()).collect();
+    let per_query: Vec<Vec<Option<f64>>> = eligible
+        .par_iter()
+        .map(|query| {
+            let (mut lock, mut exclude) = (Vec::<String>::new(), Vec::<String>::new());
+            let mut precisions = Vec::new();
+            for _ in 0..=rounds {
+                let size = query.size.max(2).max(lock.len() + 2);
+                let request = NetworkRequest {
+                    opportunity: Some(query_text(query)),
+                    min: size,
+                    max: size,
+                    lock: lock.clone(),
+                    exclude: exclude.clone(),
+                    ..NetworkRequest::around(&query.anchor)
+                };
+                let proposed: Vec<String> = match engine.network(&request) {
+                    Ok(response) => response
+                        .network
+                        .members
+                        .into_iter()
+                        .filter(|m| m.status == "proposed")
+                        .map(|m| m.partner.id)
+                        .collect(),
+                    Err(_) => Vec::new(),
+                };
+                if proposed.is_empty() {
+                    precisions.push(None);
+                    continue;
+                }
+                let (hits, misses): (Vec<String>, Vec<String>) =
+                    proposed.into_iter().partition(|id| query.members.contains(id));
+                precisions.push(Some(hits.len() as f64 / (hits.len() + misses.len()) as f64));
+                lock.extend(hits);
+                exclude.extend(misses);
+            }
+            precisions
+        })
+        .collect();
+    for round in 0..=rounds {
+        let values: Vec<f64> = per_query.iter().filter_map(|p| p[round]).collect();
+        println!(
+            "feedback round {round}: precision of new proposals {:.3} over {} queries",
+            values.iter().sum::<f64>() / values.len().max(1) as f64,
+            values.len()
+        );
+    }
 }
 
 fn evaluate(queries: &[QueryLine], predictions: &[Prediction], catalogue: &HashSet<&str>) -> (Scores, f64) {

@@ -155,8 +155,9 @@ impl Engine {
         let mut pool: Vec<u32> =
             self.candidates(model, &query)?.into_iter().filter(|&c| allowed(c) && !required.contains(&c)).collect();
         self.ensure_requirements(model, &query, request, &required, &allowed, &mut pool)?;
+        let relevance = self.relevance(model, &query, &pool);
         let mut candidates: Vec<Candidate> =
-            pool.iter().map(|&firm| Candidate { firm, relevance: model.score(&query, firm).score }).collect();
+            pool.iter().zip(relevance).map(|(&firm, relevance)| Candidate { firm, relevance }).collect();
         candidates.sort_by(|a, b| b.relevance.total_cmp(&a.relevance).then(a.firm.cmp(&b.firm)));
         let must_keep: HashSet<u32> = self.requirement_holders(model, request, &pool);
         let mut kept: Vec<Candidate> = candidates.iter().take(request.k_candidates).copied().collect();

@@ -7,7 +7,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::api::{collaborations, firms, health, jobs, networks, recommend};
+use crate::api::{collaborations, feedback, firms, health, jobs, networks, recommend};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -17,6 +17,7 @@ use crate::api::{collaborations, firms, health, jobs, networks, recommend};
         collaborations::create, collaborations::get,
         recommend::partners, recommend::shortlist, recommend::train, recommend::model,
         networks::create, networks::around, jobs::refresh, jobs::get,
+        feedback::create, feedback::list, feedback::get, feedback::delete,
         health::live, health::ready, health::metrics,
     ),
     modifiers(&BearerAuth),

@@ -19,6 +19,7 @@ use crate::error::ApiError;
 
 pub mod collaborations;
 pub mod docs;
+pub mod feedback;
 pub mod firms;
 pub mod health;
 pub mod jobs;
@@ -60,7 +61,17 @@ pub fn routes(config: &mut web::ServiceConfig) {
                 .service(web::resource("/shortlists").route(web::post().to(recommend::shortlist)))
                 .service(web::resource("/networks").route(web::post().to(networks::create)))
                 .service(web::resource("/collaborations").route(web::post().to(collaborations::create)))
-                .service(web::resource("/collaborations/{id}").route(web::get().to(collaborations::get))),
+                .service(web::resource("/collaborations/{id}").route(web::get().to(collaborations::get)))
+                .service(
+                    web::resource("/feedback")
+                        .route(web::get().to(feedback::list))
+                        .route(web::post().to(feedback::create)),
+                )
+                .service(
+                    web::resource("/feedback/{id}")
+                        .route(web::get().to(feedback::get))
+                        .route(web::delete().to(feedback::delete)),
+                ),
         )
         .route("/health/live", web::get().to(health::live))
         .route("/health/ready", web::get().to(health::ready))

@@ -90,7 +90,10 @@ pub async fn create(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let body: NetworkBody = parse_json_body(&state, &request, payload).await?;
-    let network_request = validate(body)?;
+    let mut network_request = validate(body)?;
+    let group: Vec<String> = network_request.anchors.iter().chain(&network_request.lock).cloned().collect();
+    let rejected = crate::api::feedback::rejected_for(&state, &group, network_request.opportunity.as_deref());
+    crate::api::feedback::merge_exclusions(&mut network_request.exclude, rejected);
     let (body, outcome) = cached_network(&state, "network", network_request, None).await?;
     Ok(reply(&request, body, outcome, "network.csv"))
 }
@@ -115,11 +118,12 @@ pub async fn around(
 ) -> Result<HttpResponse, ApiError> {
     let id = checked_id(&path)?;
     let filename = format!("network-{id}.csv");
+    let rejected = crate::api::feedback::rejected_for(&state, std::slice::from_ref(&id), None);
     if state.engine.precomputed_is_fresh() {
-        let (engine, firm) = (state.engine.clone(), id.clone());
+        let (engine, firm, exclude) = (state.engine.clone(), id.clone(), rejected.clone());
         let precomputed = blocking(move || {
             engine
-                .precomputed_network(&firm)
+                .precomputed_network(&firm, &exclude)
                 .transpose()
                 .map_err(network_error)
                 .map(|response| response.map(|r| serde_json::to_vec(&r).expect("serialisable")))
@@ -130,7 +134,7 @@ pub async fn around(
             return Ok(reply(&request, body.into(), "precomputed", &filename));
         }
     }
-    let network_request = NetworkRequest::around(&id);
+    let network_request = NetworkRequest { exclude: rejected, ..NetworkRequest::around(&id) };
     let (body, outcome) = cached_network(&state, "firm_network", network_request, Some(id)).await?;
     Ok(reply(&request, body, outcome, &filename))
 }

@@ -130,6 +130,9 @@ async fn respond(
     request: ShortlistRequest,
     firm: Option<String>,
 ) -> Result<HttpResponse, ApiError> {
+    let mut request = request;
+    let rejected = crate::api::feedback::rejected_for(state, &request.anchors, request.opportunity.as_deref());
+    crate::api::feedback::merge_exclusions(&mut request.filters.exclude, rejected);
     let engine = state.engine.clone();
     if let Some(id) = firm.clone()
         && engine.precomputed_is_fresh()
@@ -188,10 +191,11 @@ pub async fn train(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
 #[utoipa::path(get, path = "/v1/admin/model", tag = "admin",
     responses((status = 200, description = "fitted weights per signal and model facts")), security(("bearer" = [])))]
 pub async fn model(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let info = state.engine.model_info();
+    let mut info = state.engine.model_info();
     if info.is_null() {
         return Err(ApiError::unavailable("no model is fitted yet; POST /v1/admin/train or add profiles"));
     }
+    info["feedback"] = crate::api::feedback::summary(&state);
     Ok(HttpResponse::Ok().json(info))
 }
 
