@@ -63,13 +63,13 @@ stop_all() {
 trap stop_all EXIT INT TERM
 
 start_server() { # data-dir [redis url]
-  KLYNGE__AUTH__WRITE_KEYS=$KEY KLYNGE__LOG__LEVEL=warn KLYNGE__CACHE__MEMORY_BYTES=$CACHE_BYTES \
+  env KLYNGE__AUTH__WRITE_KEYS=$KEY KLYNGE__LOG__LEVEL=warn KLYNGE__CACHE__MEMORY_BYTES=$CACHE_BYTES \
     ${2:+KLYNGE__CACHE__REDIS_URL=$2} \
     "$BIN" serve --demo --port "$PORT" --data-dir "$1" >"$WORK/server-$(basename "$1").log" 2>&1 &
   SERVER=$!
   local started=$(date +%s)
   until curl -sf "$BASE/health/ready" >/dev/null 2>&1; do
-    kill -0 "$SERVER" 2>/dev/null || { echo "error: the server exited" >&2; tail -20 "$WORK"/server-*.log >&2; exit 1; }
+    kill -0 "$SERVER" 2>/dev/null || { echo "error: the server exited" >&2; tail -n 20 "$WORK"/server-*.log >&2; exit 1; }
     (($(date +%s) - started < 300)) || { echo "error: not ready after 300 s" >&2; exit 1; }
     sleep 1
   done
