@@ -10,6 +10,7 @@ pub mod demo;
 pub mod engine;
 pub mod error;
 pub mod eval;
+pub mod eval_links;
 pub mod ingest;
 pub mod jobs;
 pub mod networks;
