@@ -209,14 +209,17 @@ impl Firm {
     /// common abbreviations spelt out, legal and holding suffixes dropped
     /// (`TORAY IND.` and `Toray Industries, Inc.` both give `toray industries`).
     pub fn name_key(&self) -> String {
-        const SUFFIXES: [&str; 36] = [
+        const SUFFIXES: [&str; 39] = [
             "inc", "incorporated", "co", "corp", "corporation", "company", "ltd", "limited", "plc", "ag", "sa",
             "se", "nv", "bv", "spa", "gmbh", "kgaa", "asa", "ab", "oyj", "llc", "lp", "tbk", "pt", "pcl", "bhd",
-            "berhad", "kk", "holdings", "holding", "group", "the", "and", "adr", "reg", "shs",
+            "berhad", "kk", "holdings", "holding", "group", "the", "and", "adr", "reg", "shs", "as", "aps", "oy",
         ];
+        // `S.A.`, `Co.` and `A/S` are one word each before the name is split.
         let mut words: Vec<String> = self
             .name
             .to_lowercase()
+            .replace('.', "")
+            .replace("a/s", "as")
             .replace('&', " and ")
             .split(|c: char| !c.is_alphanumeric())
             .filter(|w| !w.is_empty())
@@ -617,6 +620,8 @@ mod tests {
     fn listings_of_one_organisation_share_a_key() {
         assert_eq!(named("TORAY IND.", "").name_key(), named("Toray Industries, Inc.", "").name_key());
         assert_eq!(named("Panasonic Holdings Corporation", "").name_key(), "panasonic");
+        assert_eq!(named("Carlsberg A/S", "").name_key(), "carlsberg");
+        assert_eq!(named("AMUNDI S.A.", "").name_key(), "amundi");
         assert_ne!(named("Delta Electronics Inc", "").name_key(), named("Delta Corp Limited", "").name_key());
         let mut firm = named("Toray", "");
         firm.website = Some("https://www.Toray.com/en/index.html".into());
