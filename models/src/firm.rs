@@ -188,10 +188,12 @@ impl Firm {
             .expect("static pattern")
         });
         // Managers and real estate trusts operate; their names alone say nothing.
-        let name = self.name.to_lowercase().replace("fund management", " ").replace("fund manager", " ").replace(
-            "real estate investment trust",
-            " ",
-        );
+        let name = self
+            .name
+            .to_lowercase()
+            .replace("fund management", " ")
+            .replace("fund manager", " ")
+            .replace("real estate investment trust", " ");
         name_rule.is_match(&name) || description_rule.is_match(&self.description)
     }
 
@@ -210,9 +212,45 @@ impl Firm {
     /// (`TORAY IND.` and `Toray Industries, Inc.` both give `toray industries`).
     pub fn name_key(&self) -> String {
         const SUFFIXES: [&str; 39] = [
-            "inc", "incorporated", "co", "corp", "corporation", "company", "ltd", "limited", "plc", "ag", "sa",
-            "se", "nv", "bv", "spa", "gmbh", "kgaa", "asa", "ab", "oyj", "llc", "lp", "tbk", "pt", "pcl", "bhd",
-            "berhad", "kk", "holdings", "holding", "group", "the", "and", "adr", "reg", "shs", "as", "aps", "oy",
+            "inc",
+            "incorporated",
+            "co",
+            "corp",
+            "corporation",
+            "company",
+            "ltd",
+            "limited",
+            "plc",
+            "ag",
+            "sa",
+            "se",
+            "nv",
+            "bv",
+            "spa",
+            "gmbh",
+            "kgaa",
+            "asa",
+            "ab",
+            "oyj",
+            "llc",
+            "lp",
+            "tbk",
+            "pt",
+            "pcl",
+            "bhd",
+            "berhad",
+            "kk",
+            "holdings",
+            "holding",
+            "group",
+            "the",
+            "and",
+            "adr",
+            "reg",
+            "shs",
+            "as",
+            "aps",
+            "oy",
         ];
         // `S.A.`, `Co.` and `A/S` are one word each before the name is split.
         let mut words: Vec<String> = self

@@ -1108,10 +1108,11 @@ fn build_meta(firms: &[Firm], text: &TextModel, embeddings: &Array2<f32>) -> Vec
             centroid += &embeddings.row(firm);
         }
     }
+    let sums = centroids.clone();
     for row in centroids.outer_iter_mut() {
         normalise(row);
     }
-    let inference = SectorInference::calibrate(firms, &centroids, embeddings, &rows_of);
+    let inference = SectorInference::calibrate(firms, &sums, embeddings, &rows_of);
     firms
         .par_iter()
         .enumerate()
@@ -1153,7 +1154,8 @@ fn build_meta(firms: &[Firm], text: &TextModel, embeddings: &Array2<f32>) -> Vec
 /// Sector inference that knows when it does not know. A firm without sectors gets
 /// the input-output row whose text centroid is nearest to its profile; how likely
 /// that guess is right is estimated from the firms that *state* their sectors:
-/// their own guess is made the same way, and a logistic regression (linfa) of
+/// their own guess is made the same way (leaving the firm out of the centroids
+/// of its own sectors, or every guess would look right), and a logistic regression (linfa) of
 /// "the guess is one of its stated rows" on the best similarity and its margin
 /// over the second best gives the confidence of every other firm's guess. With
 /// too few stated sectors to calibrate on, the guess is kept when its similarity
@@ -1173,7 +1175,7 @@ const UNCALIBRATED_MIN_SIMILARITY: f32 = 0.15;
 impl SectorInference {
     fn calibrate(
         firms: &[Firm],
-        centroids: &Array2<f32>,
+        sums: &Array2<f32>,
         embeddings: &Array2<f32>,
         rows_of: &(dyn Fn(&[String]) -> Vec<u16> + Sync),
     ) -> SectorInference {
@@ -1186,8 +1188,26 @@ impl SectorInference {
             .par_iter()
             .step_by(step)
             .filter_map(|&f| {
-                let (row, best, margin) = Self::nearest(centroids, embeddings.row(f))?;
-                Some(([best as f64, margin as f64], rows_of(&firms[f].sectors).contains(&(row as u16))))
+                let own = rows_of(&firms[f].sectors);
+                let embedding = embeddings.row(f);
+                let scores: Array1<f32> = sums
+                    .outer_iter()
+                    .enumerate()
+                    .map(|(row, sum)| {
+                        let dot = sum.dot(&embedding);
+                        let norm2 = sum.dot(&sum);
+                        // Without the firm itself: (s − e)·e / |s − e|, with |e| = 1.
+                        let (dot, norm2) = if own.contains(&(row as u16)) {
+                            let self_dot = embedding.dot(&embedding);
+                            (dot - self_dot, norm2 - 2.0 * dot + self_dot)
+                        } else {
+                            (dot, norm2)
+                        };
+                        if norm2 > 1e-12 { dot / norm2.sqrt() } else { 0.0 }
+                    })
+                    .collect();
+                let (row, best, margin) = Self::best_of(&scores)?;
+                Some(([best as f64, margin as f64], own.contains(&(row as u16))))
             })
             .collect();
         let right = samples.iter().filter(|(_, ok)| *ok).count();
@@ -1204,7 +1224,10 @@ impl SectorInference {
 
     /// The nearest row, its similarity and the margin over the second nearest.
     fn nearest(centroids: &Array2<f32>, embedding: ArrayView1<f32>) -> Option<(usize, f32, f32)> {
-        let scores = centroids.dot(&embedding);
+        Self::best_of(&centroids.dot(&embedding))
+    }
+
+    fn best_of(scores: &Array1<f32>) -> Option<(usize, f32, f32)> {
         let mut order: Vec<usize> = (0..scores.len()).collect();
         order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
         let best = *order.first()?;
@@ -1275,7 +1298,65 @@ pub fn kind_plural(kind: Kind) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use super::{PooledQuery, SIGNAL_COUNT, TrainingQuery, learn_among_pool, training_folds};
+    use super::{
+        FittedModel, MIN_SECTOR_CONFIDENCE, ModelParams, PooledQuery, SIGNAL_COUNT, TrainingQuery, learn_among_pool,
+        training_folds,
+    };
+    use crate::{Firm, validate_profile, valuechain};
+
+    fn profile(id: String, name: &str, sectors: &[&str], description: String) -> Firm {
+        validate_profile(&serde_json::json!({"id": id, "name": name, "sectors": sectors, "description": description}))
+            .unwrap()
+    }
+
+    #[test]
+    fn an_unsure_sector_guess_is_shown_but_not_used() {
+        let fruit = ["apple", "pears", "cherries", "plums"];
+        let chips = ["semiconductors", "displays", "batteries", "sensors"];
+        let mut firms = Vec::new();
+        for i in 0..60 {
+            let f = fruit[i % 4];
+            let c = chips[i % 4];
+            firms.push(profile(
+                format!("farm{i}"),
+                "Farm",
+                &["A01"],
+                format!("Orchard growing {f}, fruit and cereals."),
+            ));
+            firms.push(profile(
+                format!("chip{i}"),
+                "Maker",
+                &["C26"],
+                format!("Smartphones, computers and {c}; electronic devices."),
+            ));
+        }
+        // Stated electronics makers whose few words read like a farm's: the
+        // weak guesses the calibration learns to distrust.
+        for i in 0..20 {
+            let f = fruit[i % 4];
+            firms.push(profile(format!("odd{i}"), "Farm", &["C26"], format!("{f}.")));
+        }
+        firms.push(profile(
+            "phone".into(),
+            "Phone Co",
+            &[],
+            "Smartphones, computers and displays; electronic devices.".into(),
+        ));
+        // Its only known word is its name, which a quarter of the farms use.
+        firms.push(profile("apple".into(), "Apple", &[], "Designs products.".into()));
+        let model = FittedModel::fit(&firms, &[], 1, ModelParams { dim: 32, ..ModelParams::default() }).unwrap();
+        let table = valuechain::table();
+        let phone = &model.meta[model.position("phone").unwrap() as usize];
+        assert!(phone.sectors_inferred && phone.sector_confidence.unwrap() >= MIN_SECTOR_CONFIDENCE, "{phone:?}");
+        assert!(!phone.rows.is_empty(), "a confident guess is used: {phone:?}");
+        let apple = &model.meta[model.position("apple").unwrap() as usize];
+        assert!(apple.sectors_inferred && apple.sectors == ["A01"], "{apple:?}");
+        assert!(apple.sector_confidence.unwrap() < MIN_SECTOR_CONFIDENCE, "{apple:?}");
+        assert!(
+            !apple.rows.contains(&(table.row("A01").unwrap() as u16)),
+            "a firm named Apple is not a farm for the value chain: {apple:?}"
+        );
+    }
 
     fn pooled(held: usize, missed: usize) -> PooledQuery {
         PooledQuery {

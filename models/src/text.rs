@@ -371,7 +371,6 @@ pub fn cosine(a: ArrayView1<f32>, b: ArrayView1<f32>) -> f32 {
     a.dot(&b)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
