@@ -119,8 +119,9 @@ fn recall(ranked: &[String], linked: &BTreeSet<&str>, k: usize) -> f64 {
 pub fn run(profiles: &Path, links: &Path, ks: &[usize], predictions: Option<&Path>) -> anyhow::Result<Report> {
     let bytes = crate::cli::read_input(profiles)?;
     let name = profiles.to_string_lossy();
-    let format = Format::from_path(name.trim_end_matches(".gz"))
-        .ok_or_else(|| anyhow::anyhow!("{}: use .ndjson, .jsonl, .json or .csv (optionally .gz)", profiles.display()))?;
+    let format = Format::from_path(name.trim_end_matches(".gz")).ok_or_else(|| {
+        anyhow::anyhow!("{}: use .ndjson, .jsonl, .json or .csv (optionally .gz)", profiles.display())
+    })?;
     let items = ingest::parse_items(&bytes, format)
         .map_err(|e| anyhow::anyhow!("{}: line {:?}: {}", profiles.display(), e.line, e.message))?;
     let (firms, rejected) = ingest::validate_items(&items, &ingest::now_rfc3339());
@@ -193,17 +194,21 @@ pub fn run(profiles: &Path, links: &Path, ks: &[usize], predictions: Option<&Pat
         }
         out.flush()?;
     }
-    let mean = |pick: &dyn Fn(&(Vec<String>, Vec<String>)) -> &Vec<String>| -> Vec<f64> {
+    let mean = |baseline: bool| -> Vec<f64> {
         ks.iter()
             .map(|&k| {
-                anchors.iter().zip(&ranked).map(|((_, others), r)| recall(pick(r), others, k)).sum::<f64>()
+                anchors
+                    .iter()
+                    .zip(&ranked)
+                    .map(|((_, others), (klynge, text))| recall(if baseline { text } else { klynge }, others, k))
+                    .sum::<f64>()
                     / anchors.len().max(1) as f64
             })
             .collect()
     };
     let rows = vec![
-        Row { system: "klynge partners".into(), recall: mean(&|r| &r.0) },
-        Row { system: "text similarity (TF-IDF → SVD 128, cosine)".into(), recall: mean(&|r| &r.1) },
+        Row { system: "klynge partners".into(), recall: mean(false) },
+        Row { system: "text similarity (TF-IDF → SVD 128, cosine)".into(), recall: mean(true) },
     ];
     Ok(Report {
         profiles: firms.len(),

@@ -78,12 +78,7 @@ impl ModelStore {
 
 fn read_embeddings(path: &Path, rows: usize, dim: usize) -> anyhow::Result<Array2<f32>> {
     let values = read_f32(path)?;
-    anyhow::ensure!(
-        values.len() == rows * dim,
-        "embeddings file has {} values, expected {}",
-        values.len(),
-        rows * dim
-    );
+    anyhow::ensure!(values.len() == rows * dim, "embeddings file has {} values, expected {}", values.len(), rows * dim);
     Ok(Array2::from_shape_vec((rows, dim), values)?)
 }
 

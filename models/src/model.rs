@@ -318,9 +318,12 @@ impl FittedModel {
                 firms_by_row[row as usize].push(firm as u32);
             }
         }
+        // Retrieval takes the first few of each list (the most experienced) or, on
+        // day one, scans it for the profiles nearest the query: 2,000 a sector
+        // keeps that scan under a millisecond.
         for list in &mut firms_by_row {
             list.sort_by_key(|&f| (std::cmp::Reverse(graph.collaborations(f)), f));
-            list.truncate(500);
+            list.truncate(2_000);
         }
         let phrases = PhraseVectors::build(&text, &meta);
         let mut model = FittedModel {
@@ -542,9 +545,28 @@ impl FittedModel {
         for (&firm, _) in pop.into_iter().take(per_source * 2) {
             push(firm, &mut out);
         }
+        // Firms of the sectors the anchors buy from or sell to: the most experienced
+        // of each, or, in a catalogue without ties (where experience says nothing),
+        // those whose profiles are nearest the query, so that a brewery meets the
+        // maltsters and glassworks that write about beer, not any farm or glassworks.
+        let day_one = self.graph_is_empty(view);
         for (row, _) in valuechain::table().partner_rows(&query.rows, 6) {
-            for &firm in self.firms_by_row[row].iter().take(per_source / 6 + 1) {
-                push(firm, &mut out);
+            let firms = &self.firms_by_row[row];
+            let take = per_source / 6 + 1;
+            match (&query.combined, day_one) {
+                (Some(vector), true) => {
+                    let mut near: Vec<(f32, u32)> =
+                        firms.iter().map(|&f| (vector.dot(&view.embeddings.row(f as usize)), f)).collect();
+                    near.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+                    for (_, firm) in near.into_iter().take(take) {
+                        push(firm, &mut out);
+                    }
+                }
+                _ => {
+                    for &firm in firms.iter().take(take) {
+                        push(firm, &mut out);
+                    }
+                }
             }
         }
         // The most experienced firms overall join an anchor's pool (the partners an

@@ -17,8 +17,8 @@ use crate::api::firms::{
 use crate::api::{blocking, json_bytes, read_body};
 use crate::app::AppState;
 use crate::engine::{EngineError, Filters, Shortlist, ShortlistRequest};
-use klynge_models::model::Relation;
 use crate::error::ApiError;
+use klynge_models::model::Relation;
 
 const MAX_K: usize = 200;
 
