@@ -1165,7 +1165,8 @@ fn build_meta(firms: &[Firm], text: &TextModel, embeddings: &Array2<f32>) -> Vec
                 sector_confidence: confidence,
                 offers: profile.offers.clone(),
                 needs: profile.needs.clone(),
-                financial_vehicle: profile.is_financial_vehicle(),
+                // Public funders and research foundations named "… Fund" are partners.
+                financial_vehicle: profile.kind == Kind::Company && profile.is_financial_vehicle(),
                 domain: profile.website_domain(),
                 name_key: profile.name_key(),
             }

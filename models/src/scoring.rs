@@ -301,11 +301,37 @@ pub fn read_training_csv(text: &str) -> Result<Vec<TrainingQuery>, WeightsError>
 
 /// Fits the default weights on the samples of [`training_csv`]; the JSON of the
 /// result is the shipped file, byte for byte.
+///
+/// The value-chain weight is kept at zero or above: on the consortium catalogue
+/// every sector is inferred from the very texts the text signals read, so firms
+/// whose texts differ get different guessed sectors and an input-output link,
+/// and the fit makes the link stand in for "less similar text" (−0.32 per unit
+/// when last fitted). That says nothing about stated sectors of suppliers and
+/// customers, so it may not count against them; there is no open data to fit a
+/// positive weight on either, so none is invented.
+///
+/// A day-one signal the training data never shows (offers ↔ needs: CORDIS
+/// profiles state none) cannot be fitted; it is a cosine of text embeddings like
+/// the profile ↔ profile text match, so it gets that signal's weight per unit
+/// rather than none.
 pub fn fit_defaults(queries: &[TrainingQuery], fitted_on: &str) -> Result<DefaultWeights, WeightsError> {
+    let mut weights = Weights::fit(queries)?;
+    let value_chain = &mut weights.coefficients[Signal::ValueChain as usize];
+    *value_chain = value_chain.max(0.0);
+    let text_match = weights.raw_weight(Signal::TextMatch as usize);
+    for signal in DAY_ONE_SIGNALS {
+        let j = signal as usize;
+        let unseen = queries.iter().all(|q| q.positives.iter().chain(&q.negatives).all(|f| f[j] == 0.0));
+        if unseen {
+            weights.mean[j] = 0.0;
+            weights.scale[j] = 1.0;
+            weights.coefficients[j] = text_match;
+        }
+    }
     Ok(DefaultWeights {
         fitted_on: fitted_on.to_string(),
         command: "klynge fit-defaults --catalogue ../shared/data/consortia --out models/data".to_string(),
-        weights: Weights::fit(queries)?,
+        weights,
     })
 }
 
@@ -364,6 +390,18 @@ mod tests {
         // The file round-trips exactly, so what the command writes is what a refit reads.
         assert_eq!(read_training_csv(&training_csv(&queries)).unwrap().len(), queries.len());
         assert_eq!(training_csv(&read_training_csv(&training_csv(&queries)).unwrap()), training_csv(&queries));
+    }
+
+    /// Rewrites the shipped weights from the committed training file, the fitting
+    /// half of `klynge fit-defaults` (which also rebuilds the training file from
+    /// the consortium catalogue): `cargo test -p klynge-models -- --ignored regenerate`.
+    #[test]
+    #[ignore]
+    fn regenerate_default_weights() {
+        let queries = read_training_csv(include_str!("../data/default_training.csv")).unwrap();
+        let fitted = fit_defaults(&queries, DEFAULTS_FITTED_ON).unwrap();
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/data/default_weights.json");
+        std::fs::write(path, serde_json::to_string_pretty(&fitted).unwrap() + "\n").unwrap();
     }
 
     #[test]
