@@ -141,6 +141,32 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         lock: Vec<usize>,
     },
+    /// Measure how many of firms' real suppliers and customers their partner lists
+    /// find, next to a text-similarity baseline (fresh in-memory index; no data dir).
+    EvalLinks {
+        /// Profiles (NDJSON, JSON or CSV, optionally .gz), e.g. from firms_to_profiles.py --nace.
+        #[arg(long, value_name = "FILE")]
+        profiles: PathBuf,
+        /// `customer,supplier` id pairs, one a line (optional header).
+        #[arg(long, value_name = "FILE.csv")]
+        links: PathBuf,
+        /// Cut-offs, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "10,50,200")]
+        k: Vec<usize>,
+        /// Write each scored firm's linked firms and both rankings as JSON Lines.
+        #[arg(long, value_name = "OUT")]
+        predictions: Option<PathBuf>,
+    },
+    /// Refit the shipped default weights (used while a catalogue has no
+    /// collaborations) from a consortium catalogue: writes default_training.csv and
+    /// default_weights.json (fitted on exactly that file) into --out.
+    FitDefaults {
+        /// Directory with orgs.jsonl and collaborations.jsonl.
+        #[arg(long)]
+        catalogue: PathBuf,
+        #[arg(long, default_value = "models/data")]
+        out: PathBuf,
+    },
     /// Full-text search of the index in the data directory.
     Search {
         #[command(flatten)]
@@ -273,6 +299,50 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 _ => crate::eval::run_holdout(&catalogue, &lock, feedback_rounds),
             }
+        }
+        Command::EvalLinks { profiles, links, k, predictions } => {
+            anyhow::ensure!(
+                !k.is_empty() && k.iter().all(|k| (1..=1000).contains(k)),
+                "--k takes cut-offs from 1 to 1000"
+            );
+            let report = crate::eval_links::run(&profiles, &links, &k, predictions.as_deref())?;
+            println!(
+                "{} profiles ({} rejected), {} links ({} bad lines); {} firms with at least {} links scored",
+                report.profiles,
+                report.rejected_profiles,
+                report.links,
+                report.bad_lines.len(),
+                report.firms,
+                crate::eval_links::MIN_LINKS
+            );
+            println!("{}", report.table());
+            Ok(())
+        }
+        Command::FitDefaults { catalogue, out } => {
+            use klynge_models::scoring;
+            let (engine, _) = crate::eval::load_catalogue(&catalogue)?;
+            let model = engine.model().ok_or_else(|| anyhow::anyhow!("the catalogue is empty"))?;
+            let firms = engine.index().all_firms()?;
+            let collaborations = engine.index().all_collaborations()?;
+            let csv = scoring::training_csv(&model.day_one_training(&firms, &collaborations));
+            // Fitted on the file as written, so the shipped weights follow from it alone.
+            let queries = scoring::read_training_csv(&csv)?;
+            let defaults = scoring::fit_defaults(&queries, scoring::DEFAULTS_FITTED_ON)?;
+            std::fs::write(out.join("default_training.csv"), &csv)?;
+            std::fs::write(out.join("default_weights.json"), serde_json::to_string_pretty(&defaults)? + "\n")?;
+            let per_unit: Vec<String> = scoring::DAY_ONE_SIGNALS
+                .iter()
+                .map(|&s| format!("{} {:.3}", s.name(), defaults.weights.raw_weight(s as usize)))
+                .collect();
+            println!(
+                "{} queries ({} partners, {} non-partners); weight per unit: {}; written to {}",
+                queries.len(),
+                defaults.weights.positives,
+                defaults.weights.negatives,
+                per_unit.join(", "),
+                out.display()
+            );
+            Ok(())
         }
         Command::Search { data, query, limit } => {
             let settings = load_settings(cli.config, vec![data_override(&data)])?;

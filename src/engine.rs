@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use klynge_index::{FirmIndex, IndexError, StoredFirm, TextField};
-use klynge_models::model::{FittedModel, ModelParams, PreparedQuery, Query, Reason, pair_features};
+use klynge_models::model::{FittedModel, ModelParams, PreparedQuery, Query, Reason, Relation, pair_features};
 use klynge_models::scoring::{Features, SIGNAL_COUNT, SIGNALS, Scored, Signal};
 use klynge_models::{Collaboration, Kind, SizeClass};
 use serde::Serialize;
@@ -65,6 +65,10 @@ pub struct Filters {
     pub sme: Option<bool>,
     pub exclude: Vec<String>,
     pub min_score: f32,
+    /// Suppliers or customers only, by the direction of the input-output link.
+    pub relation: Relation,
+    /// Also propose funds, ETFs, bond lines, trusts and SPACs.
+    pub include_financial_vehicles: bool,
 }
 
 impl Filters {
@@ -77,6 +81,8 @@ impl Filters {
             && self.sme.is_none()
             && self.exclude.is_empty()
             && self.min_score <= 0.0
+            && self.relation == Relation::Any
+            && !self.include_financial_vehicles
     }
 }
 
@@ -106,6 +112,9 @@ pub struct Partner {
     pub region: Option<String>,
     pub sectors: Vec<String>,
     pub sectors_inferred: bool,
+    /// How likely an inferred sector is right, when the catalogue allowed an estimate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sector_confidence: Option<f32>,
     pub cluster: u32,
     pub score: f32,
     pub signals: Vec<SignalValue>,
@@ -318,6 +327,11 @@ impl Engine {
             "embedding_dim": model.text.dim(),
             "clusters": model.clusters.lists.len(),
             "weights_learnt": model.weights_learnt,
+            // Without collaborations to learn from, the shipped defaults rank.
+            "default_weights": (!model.weights_learnt).then(|| {
+                let defaults = klynge_models::scoring::default_weights();
+                json!({ "fitted_on": defaults.fitted_on, "command": defaults.command })
+            }),
             "training_pairs": { "positives": model.weights.positives, "negatives": model.weights.negatives },
             "intercept": model.weights.intercept,
             "weights": weights,
@@ -373,13 +387,15 @@ impl Engine {
 
     fn ranked(&self, model: &FittedModel, request: &ShortlistRequest) -> Result<Ranked, EngineError> {
         let (anchors, text) = self.resolve_anchors(model, &request.anchors, request.opportunity.clone())?;
-        let query = model.prepare(&Query { anchors: anchors.clone(), text });
+        let query = model.prepare_with(&Query { anchors: anchors.clone(), text }, request.filters.relation);
         let candidates = self.candidates(model, &query)?;
         let excluded: HashSet<u32> = request.filters.exclude.iter().filter_map(|id| model.position(id)).collect();
+        let include_vehicles = request.filters.include_financial_vehicles;
         let kept: Vec<u32> = candidates
             .iter()
             .copied()
             .filter(|c| !excluded.contains(c) && self.passes(model, *c, &request.filters))
+            .filter(|&c| model.proposable(&query, c, include_vehicles))
             .collect();
         let scores = self.relevance(model, &query, &kept);
         let mut scored: Vec<(u32, f32)> =
@@ -500,6 +516,7 @@ impl Engine {
             region: meta.region.clone(),
             sectors: meta.sectors.clone(),
             sectors_inferred: meta.sectors_inferred,
+            sector_confidence: meta.sector_confidence,
             cluster: model.clusters.assignment[candidate as usize],
             score: scored.score,
             signals: SIGNALS

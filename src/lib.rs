@@ -11,6 +11,7 @@ pub mod engine;
 pub mod error;
 pub mod eval;
 pub mod feedback;
+pub mod eval_links;
 pub mod ingest;
 pub mod jobs;
 pub mod networks;

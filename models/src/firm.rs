@@ -3,6 +3,9 @@
 //! derive so that a caller gets *every* problem at once, each with its field path,
 //! instead of only the first one serde trips over.
 
+use std::sync::OnceLock;
+
+use regex::Regex;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -144,6 +147,134 @@ impl Firm {
     /// flag wins, otherwise its size class decides.
     pub fn is_sme(&self) -> bool {
         self.sme.unwrap_or(matches!(self.size, Some(SizeClass::Micro | SizeClass::Small | SizeClass::Medium)))
+    }
+
+    /// Whether the profile is a financial vehicle rather than an operating
+    /// organisation: a fund, ETF/ETC/ETN, bond, note, preferred or certificate
+    /// line, an investment, unit or royalty trust, a SPAC or blank-check company.
+    /// Such listings have no suppliers or customers, so they are never proposed as
+    /// partners unless a request asks for them. The rule, on the profile's own
+    /// words:
+    ///
+    /// * its **name** names a vehicle: `ETF`, `ETC`, `ETN`, `ETP`, `LOF`, `SPAC`;
+    ///   `fund(s)` (not in "fund management"/"fund manager"); "special purpose
+    ///   acquisition", "acquisition corp(oration)/company/co"; "royalty trust",
+    ///   "unit trust", "investment trust" (not "real estate investment trust");
+    ///   a percentage (`5.000% … Preferred Stock`, `4.20% 2025` bond lines);
+    ///   "notes due", "depositary shares", "preferred stock/shares"; or an issuer
+    ///   product family (iShares, Xtrackers, WisdomTree, GraniteShares, Leverage
+    ///   Shares, SPDR, Lyxor) or a turbo certificate (`TL.Z./`, `TS.Z./`);
+    /// * or its **description's first sentence** says it is one: "… is an
+    ///   exchange-traded fund/commodity/note/product", "a closed-end(ed) or
+    ///   open-end(ed) fund/investment company", "an investment/mutual/index/bond/
+    ///   equity/hedge fund", "a unit/royalty/investment/statutory/grantor trust",
+    ///   "a blank check company", "a special purpose acquisition company".
+    ///
+    /// Real estate investment trusts, banks, insurers and fund managers are
+    /// operating companies and stay partners.
+    pub fn is_financial_vehicle(&self) -> bool {
+        static NAME: OnceLock<Regex> = OnceLock::new();
+        static DESCRIPTION: OnceLock<Regex> = OnceLock::new();
+        let name_rule = NAME.get_or_init(|| {
+            Regex::new(
+                r"(?i)\b(ETF|ETC|ETN|ETP|LOF|SPAC)s?\b|\bfunds?\b|special purpose acquisition|\bacquisition (corp|corporation|company|co)\b|\b(royalty|unit|investment) trust\b|\d\s?%|\bnotes? due\b|\bdepositary shares\b|\bpreferred (stock|shares)\b|\b(ishares|xtrackers|wisdomtree|graniteshares|leverage shares|spdr|lyxor)\b|\bT[LS]\.Z\./",
+            )
+            .expect("static pattern")
+        });
+        let description_rule = DESCRIPTION.get_or_init(|| {
+            Regex::new(
+                r"(?i)^[^.]{0,200}?\b(is|are|operates as) an? (exchange[- ]traded (fund|commodity|note|product)|closed[- ]end(ed)? (fund|investment)|open[- ]end(ed)? (fund|investment)|(investment|mutual|index|bond|equity|hedge) fund|(unit|royalty|investment|statutory|grantor) trust|blank[- ]check company|special purpose acquisition)",
+            )
+            .expect("static pattern")
+        });
+        // Managers and real estate trusts operate; their names alone say nothing.
+        let name = self
+            .name
+            .to_lowercase()
+            .replace("fund management", " ")
+            .replace("fund manager", " ")
+            .replace("real estate investment trust", " ");
+        name_rule.is_match(&name) || description_rule.is_match(&self.description)
+    }
+
+    /// The website's host without `www.` (`toray.com` of `https://www.toray.com/en/`):
+    /// two profiles with one domain are one organisation.
+    pub fn website_domain(&self) -> Option<String> {
+        let website = self.website.as_deref()?.trim().to_lowercase();
+        let rest = website.split_once("://").map_or(website.as_str(), |(_, rest)| rest);
+        let host = rest.split(['/', '?', '#']).next()?.split(':').next()?;
+        let host = host.strip_prefix("www.").unwrap_or(host);
+        (host.contains('.') && host.len() > 3).then(|| host.to_string())
+    }
+
+    /// The name as one organisation's listings share it: lower case, words only,
+    /// common abbreviations spelt out, legal and holding suffixes dropped
+    /// (`TORAY IND.` and `Toray Industries, Inc.` both give `toray industries`).
+    pub fn name_key(&self) -> String {
+        const SUFFIXES: [&str; 39] = [
+            "inc",
+            "incorporated",
+            "co",
+            "corp",
+            "corporation",
+            "company",
+            "ltd",
+            "limited",
+            "plc",
+            "ag",
+            "sa",
+            "se",
+            "nv",
+            "bv",
+            "spa",
+            "gmbh",
+            "kgaa",
+            "asa",
+            "ab",
+            "oyj",
+            "llc",
+            "lp",
+            "tbk",
+            "pt",
+            "pcl",
+            "bhd",
+            "berhad",
+            "kk",
+            "holdings",
+            "holding",
+            "group",
+            "the",
+            "and",
+            "adr",
+            "reg",
+            "shs",
+            "as",
+            "aps",
+            "oy",
+        ];
+        // `S.A.`, `Co.` and `A/S` are one word each before the name is split.
+        let mut words: Vec<String> = self
+            .name
+            .to_lowercase()
+            .replace('.', "")
+            .replace("a/s", "as")
+            .replace('&', " and ")
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(|w| match w {
+                "ind" | "inds" => "industries".to_string(),
+                "mfg" => "manufacturing".to_string(),
+                "intl" => "international".to_string(),
+                other => other.to_string(),
+            })
+            .collect();
+        while words.len() > 1 && words.last().is_some_and(|w| SUFFIXES.contains(&w.as_str())) {
+            words.pop();
+        }
+        if words.len() > 1 && words[0] == "the" {
+            words.remove(0);
+        }
+        words.join(" ")
     }
 
     /// All free text of the profile, for text models.
@@ -519,6 +650,59 @@ mod tests {
         assert!(check_id("").is_err());
         assert!(check_id(&"a".repeat(128)).is_ok());
         assert!(check_id(&"a".repeat(129)).is_err());
+    }
+
+    fn named(name: &str, description: &str) -> Firm {
+        validate_profile(&json!({"id": "x", "name": name, "description": description})).unwrap()
+    }
+
+    #[test]
+    fn financial_vehicles_are_recognised() {
+        for name in [
+            "Leverage Shares -1x Amazon ETC",
+            "Bosera SZSE RAFI 200 Index ETF",
+            "Huabao Fund Management Co. Ltd. - S&P China A Shares Quality Value Index Fund",
+            "Essence BaoLi Bond(LOF)",
+            "Kiwoom No.5 Special Purpose Acquisition Company",
+            "Qell Acquisition Corp.",
+            "BP Prudhoe Bay Royalty Trust",
+            "SUM 24/09/2025 4.20% Summerset",
+            "Saul Centers Inc. Depositary shares each representing a 1/100th interest",
+            "EGB OE TL.Z./FRESENIUS SE",
+        ] {
+            assert!(named(name, "").is_financial_vehicle(), "{name}");
+        }
+        assert!(
+            named("Majedie Investments Plc", "Majedie Investments PLC is a closed-ended investment company.")
+                .is_financial_vehicle()
+        );
+        assert!(
+            named("Smartshares NZ Mid Cap", "Smartshares NZ Mid Cap is an exchange traded fund launched by")
+                .is_financial_vehicle()
+        );
+        for (name, description) in [
+            ("Toray Industries, Inc.", "Toray Industries, Inc. operates in fibers and textiles. It also runs a fund."),
+            ("China Southern Fund Management Co", "China Southern manages mutual funds."),
+            ("Yuexiu Real Estate Investment Trust", "Yuexiu REIT is a real estate investment trust owning offices."),
+            ("Korea Information Certificate Authority, Inc.", "Issues digital certificates."),
+            ("Carlsberg A/S", "Carlsberg A/S produces and sells beer. It is a bond of friends."),
+        ] {
+            assert!(!named(name, description).is_financial_vehicle(), "{name}");
+        }
+    }
+
+    #[test]
+    fn listings_of_one_organisation_share_a_key() {
+        assert_eq!(named("TORAY IND.", "").name_key(), named("Toray Industries, Inc.", "").name_key());
+        assert_eq!(named("Panasonic Holdings Corporation", "").name_key(), "panasonic");
+        assert_eq!(named("Carlsberg A/S", "").name_key(), "carlsberg");
+        assert_eq!(named("AMUNDI S.A.", "").name_key(), "amundi");
+        assert_ne!(named("Delta Electronics Inc", "").name_key(), named("Delta Corp Limited", "").name_key());
+        let mut firm = named("Toray", "");
+        firm.website = Some("https://www.Toray.com/en/index.html".into());
+        assert_eq!(firm.website_domain().as_deref(), Some("toray.com"));
+        firm.website = Some("toray".into());
+        assert_eq!(firm.website_domain(), None);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! benchmarked on plain data.
 
 pub mod firm;
+pub mod lsa;
 pub mod model;
 pub mod nace;
 pub mod network;

@@ -60,10 +60,25 @@ pub struct FirmMeta {
     /// Normalised sector codes, given or inferred.
     pub sectors: Vec<String>,
     pub sectors_inferred: bool,
-    /// Rows of the input-output table of those sectors.
+    /// How likely an inferred sector is right (see [`SectorInference`]); `None`
+    /// for given sectors, and for inferred ones when the catalogue gave nothing
+    /// to calibrate on.
+    #[serde(default)]
+    pub sector_confidence: Option<f32>,
+    /// Rows of the input-output table of those sectors: empty for an inferred
+    /// sector below [`MIN_SECTOR_CONFIDENCE`], which is shown but not used.
     pub rows: Vec<u16>,
     pub offers: Vec<String>,
     pub needs: Vec<String>,
+    /// A fund, ETF, bond line, trust or SPAC ([`Firm::is_financial_vehicle`]).
+    #[serde(default)]
+    pub financial_vehicle: bool,
+    /// Website domain and normalised name: two firms sharing either (the name
+    /// within one country) are one organisation listed twice.
+    #[serde(default)]
+    pub domain: Option<String>,
+    #[serde(default)]
+    pub name_key: String,
 }
 
 impl FirmMeta {
@@ -71,7 +86,42 @@ impl FirmMeta {
     pub fn region2(&self) -> Option<&str> {
         self.region.as_deref().map(|r| r.get(..4).unwrap_or(r))
     }
+
+    /// Whether `other` is the same organisation under another id: the same
+    /// website domain, or the same normalised name in the same country.
+    pub fn same_organisation(&self, other: &FirmMeta) -> bool {
+        (self.domain.is_some() && self.domain == other.domain)
+            || (!self.name_key.is_empty() && self.name_key == other.name_key && self.country == other.country)
+    }
 }
+
+/// Which side of the value chain a request wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Relation {
+    /// Any partner (the default).
+    #[default]
+    Any,
+    /// Firms whose sector supplies the anchors' sectors.
+    Supplier,
+    /// Firms whose sector buys from the anchors' sectors.
+    Customer,
+}
+
+impl Relation {
+    pub fn parse(text: &str) -> Option<Relation> {
+        match text {
+            "any" => Some(Relation::Any),
+            "supplier" => Some(Relation::Supplier),
+            "customer" => Some(Relation::Customer),
+            _ => None,
+        }
+    }
+}
+
+/// Below this estimated probability of being right, an inferred sector is shown
+/// but not used for the value chain: more likely wrong than right.
+pub const MIN_SECTOR_CONFIDENCE: f32 = 0.5;
 
 #[derive(Serialize, Deserialize)]
 pub struct FittedModel {
@@ -132,6 +182,8 @@ pub struct Query {
 /// A query with everything computed once, shared by all its candidates.
 pub struct PreparedQuery {
     pub anchors: Vec<u32>,
+    /// The side of the value chain asked for.
+    pub relation: Relation,
     pub text: Option<Array1<f32>>,
     pub anchor_profile: Option<Array1<f32>>,
     /// The vector retrieval and clustering use: text and anchors combined.
@@ -266,9 +318,12 @@ impl FittedModel {
                 firms_by_row[row as usize].push(firm as u32);
             }
         }
+        // Retrieval takes the first few of each list (the most experienced) or, on
+        // day one, scans it for the profiles nearest the query: 2,000 a sector
+        // keeps that scan under a millisecond.
         for list in &mut firms_by_row {
             list.sort_by_key(|&f| (std::cmp::Reverse(graph.collaborations(f)), f));
-            list.truncate(500);
+            list.truncate(2_000);
         }
         let phrases = PhraseVectors::build(&text, &meta);
         let mut model = FittedModel {
@@ -331,7 +386,12 @@ impl FittedModel {
     }
 
     pub fn prepare(&self, query: &Query) -> PreparedQuery {
-        self.prepare_in(
+        self.prepare_with(query, Relation::Any)
+    }
+
+    /// [`FittedModel::prepare`] for suppliers or customers only.
+    pub fn prepare_with(&self, query: &Query, relation: Relation) -> PreparedQuery {
+        let mut prepared = self.prepare_in(
             &View {
                 embeddings: &self.embeddings,
                 graph: &self.graph,
@@ -339,7 +399,29 @@ impl FittedModel {
                 assignment: &self.clusters.assignment,
             },
             query,
-        )
+        );
+        prepared.relation = relation;
+        prepared
+    }
+
+    /// Whether `candidate` may be proposed for `query`: not an anchor's other
+    /// listing, not a financial vehicle (unless asked for), and on the asked side
+    /// of the value chain.
+    pub fn proposable(&self, query: &PreparedQuery, candidate: u32, include_financial_vehicles: bool) -> bool {
+        let meta = &self.meta[candidate as usize];
+        if meta.financial_vehicle && !include_financial_vehicles {
+            return false;
+        }
+        if query.anchors.iter().any(|&a| a == candidate || self.meta[a as usize].same_organisation(meta)) {
+            return false;
+        }
+        match query.relation {
+            Relation::Any => true,
+            relation => {
+                let rows: Vec<usize> = meta.rows.iter().map(|&r| r as usize).collect();
+                valuechain::table().directed_strength(&query.rows, &rows, relation == Relation::Supplier) > 0.0
+            }
+        }
     }
 
     fn prepare_in(&self, view: &View, query: &Query) -> PreparedQuery {
@@ -393,6 +475,7 @@ impl FittedModel {
         PreparedQuery {
             key_terms,
             anchors: query.anchors.clone(),
+            relation: Relation::Any,
             text,
             anchor_profile,
             combined,
@@ -430,6 +513,10 @@ impl FittedModel {
             }
         };
         if let Some(vector) = &query.combined {
+            // Without any tie, firms like the anchor are most of what can be found
+            // (no partners of partners, experienced firms or similar projects), so
+            // the nearest profiles get the places those sources would have had.
+            let per_source = if self.graph_is_empty(view) { per_source * 2 } else { per_source };
             let probes = (self.clusters.lists.len() / 16).clamp(4, 32);
             let budget = (per_source * 20).max(2_000);
             // Training views carry their own (title-cut) embeddings; serving scans the
@@ -458,9 +545,28 @@ impl FittedModel {
         for (&firm, _) in pop.into_iter().take(per_source * 2) {
             push(firm, &mut out);
         }
+        // Firms of the sectors the anchors buy from or sell to: the most experienced
+        // of each, or, in a catalogue without ties (where experience says nothing),
+        // those whose profiles are nearest the query, so that a brewery meets the
+        // maltsters and glassworks that write about beer, not any farm or glassworks.
+        let day_one = self.graph_is_empty(view);
         for (row, _) in valuechain::table().partner_rows(&query.rows, 6) {
-            for &firm in self.firms_by_row[row].iter().take(per_source / 6 + 1) {
-                push(firm, &mut out);
+            let firms = &self.firms_by_row[row];
+            let take = per_source / 6 + 1;
+            match (&query.combined, day_one) {
+                (Some(vector), true) => {
+                    let mut near: Vec<(f32, u32)> =
+                        firms.iter().map(|&f| (vector.dot(&view.embeddings.row(f as usize)), f)).collect();
+                    near.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+                    for (_, firm) in near.into_iter().take(take) {
+                        push(firm, &mut out);
+                    }
+                }
+                _ => {
+                    for &firm in firms.iter().take(take) {
+                        push(firm, &mut out);
+                    }
+                }
             }
         }
         // The most experienced firms overall join an anchor's pool (the partners an
@@ -503,7 +609,10 @@ impl FittedModel {
         }
         f[Signal::OfferNeed as usize] = self.offer_need(query, c);
         let rows: Vec<usize> = meta.rows.iter().map(|&r| r as usize).collect();
-        f[Signal::ValueChain as usize] = valuechain::table().strength(&query.rows, &rows) * 10.0;
+        f[Signal::ValueChain as usize] = match query.relation {
+            Relation::Any => valuechain::table().strength(&query.rows, &rows),
+            relation => valuechain::table().directed_strength(&query.rows, &rows, relation == Relation::Supplier),
+        } * 10.0;
         let ties: u32 = query.anchors.iter().map(|&a| view.graph.ties(a, candidate) as u32).sum();
         f[Signal::Ties as usize] = (ties as f32).ln_1p();
         f[Signal::PartnersOfPartners as usize] =
@@ -587,7 +696,13 @@ impl FittedModel {
                 Signal::ValueChain => match self.sector_link(query, meta) {
                     Some(link) => {
                         let role = if link.candidate_supplies { "supplier" } else { "customer" };
-                        let inferred = if meta.sectors_inferred { " (sector inferred from its text)" } else { "" };
+                        let inferred = match (meta.sectors_inferred, meta.sector_confidence) {
+                            (true, Some(confidence)) => {
+                                format!(" (sector inferred from its text, confidence {confidence:.2})")
+                            }
+                            (true, None) => " (sector inferred from its text)".to_string(),
+                            (false, _) => String::new(),
+                        };
                         format!(
                             "value-chain {role}: {} buys {:.1} % of its inputs from {}{inferred}",
                             link.buyer,
@@ -643,7 +758,15 @@ impl FittedModel {
     /// The strongest supplier/customer relation between the query's sectors and a firm's.
     pub fn sector_link(&self, query: &PreparedQuery, meta: &FirmMeta) -> Option<SectorLink> {
         let rows: Vec<usize> = meta.rows.iter().map(|&r| r as usize).collect();
-        valuechain::table().best_link(&query.rows, &rows)
+        match query.relation {
+            Relation::Any => valuechain::table().best_link(&query.rows, &rows),
+            relation => valuechain::table().best_directed_link(&query.rows, &rows, relation == Relation::Supplier),
+        }
+    }
+
+    /// Whether the tie graph of `view` holds no collaboration at all (a day-one catalogue).
+    fn graph_is_empty(&self, view: &View) -> bool {
+        self.experienced.is_empty() && view.hidden.is_none()
     }
 
     /// The best-overlapping (need, offer) phrase pair; the flag says whether the
@@ -954,20 +1077,33 @@ pub fn pair_features(graph: &TieGraph, model: &FittedModel, a: u32, b: u32) -> F
     f
 }
 
-/// Until there are enough collaborations to learn from, only content signals
-/// count, equally: a neutral starting point, reported as not learnt.
+/// Until there are enough collaborations to learn from, the shipped default
+/// weights ([`crate::scoring::default_weights`]), reported as not learnt.
 fn prior_weights() -> Weights {
-    let mut coefficients = vec![0.0; SIGNAL_COUNT];
-    for signal in [Signal::TextSimilarity, Signal::TextMatch, Signal::OfferNeed, Signal::ValueChain] {
-        coefficients[signal as usize] = 1.0;
-    }
-    Weights {
-        mean: vec![0.0; SIGNAL_COUNT],
-        scale: vec![1.0; SIGNAL_COUNT],
-        coefficients,
-        intercept: 0.0,
-        positives: 0,
-        negatives: 0,
+    crate::scoring::default_weights().weights.clone()
+}
+
+/// The day-one training queries of this catalogue: its held-out collaborations
+/// asked with an anchor (as the ranking weights are learnt), with only the
+/// [`crate::scoring::DAY_ONE_SIGNALS`] kept. `klynge fit-defaults` fits the
+/// shipped default weights on them.
+impl FittedModel {
+    pub fn day_one_training(&self, firms: &[Firm], collaborations: &[Collaboration]) -> Vec<TrainingQuery> {
+        let texts: Vec<String> = firms.par_iter().map(Firm::text).collect();
+        let samples = self.training_samples(firms, collaborations, &texts);
+        let keep = |features: &mut Features| {
+            for (j, value) in features.iter_mut().enumerate() {
+                if !crate::scoring::DAY_ONE_SIGNALS.iter().any(|&s| s as usize == j) {
+                    *value = 0.0;
+                }
+            }
+        };
+        let mut queries = learn_among_pool(samples.anchored);
+        for query in &mut queries {
+            query.positives.iter_mut().chain(query.negatives.iter_mut()).for_each(keep);
+        }
+        queries.retain(|q| !q.positives.is_empty() && !q.negatives.is_empty());
+        queries
     }
 }
 
@@ -994,22 +1130,27 @@ fn build_meta(firms: &[Firm], text: &TextModel, embeddings: &Array2<f32>) -> Vec
             centroid += &embeddings.row(firm);
         }
     }
+    let sums = centroids.clone();
     for row in centroids.outer_iter_mut() {
         normalise(row);
     }
+    let inference = SectorInference::calibrate(firms, &sums, embeddings, &rows_of);
     firms
         .par_iter()
         .enumerate()
         .map(|(firm, profile)| {
-            let (sectors, inferred) = if profile.sectors.is_empty() {
-                let scores = centroids.dot(&embeddings.row(firm));
-                let best = (0..scores.len()).max_by(|&a, &b| scores[a].total_cmp(&scores[b]));
-                match best.filter(|&row| scores[row] > 0.15) {
-                    Some(row) => (vec![division_code(table.code(row))], true),
-                    None => (Vec::new(), false),
+            let (sectors, inferred, confidence, rows) = if profile.sectors.is_empty() {
+                match inference.infer(&centroids, embeddings.row(firm)) {
+                    Some((row, confidence)) => {
+                        let sectors = vec![division_code(table.code(row))];
+                        let usable = confidence.is_none_or(|c| c >= MIN_SECTOR_CONFIDENCE);
+                        let rows = if usable { rows_of(&sectors) } else { Vec::new() };
+                        (sectors, true, confidence, rows)
+                    }
+                    None => (Vec::new(), false, None, Vec::new()),
                 }
             } else {
-                (profile.sectors.clone(), false)
+                (profile.sectors.clone(), false, None, rows_of(&profile.sectors))
             };
             FirmMeta {
                 name: profile.name.clone(),
@@ -1018,14 +1159,116 @@ fn build_meta(firms: &[Firm], text: &TextModel, embeddings: &Array2<f32>) -> Vec
                 country: profile.country.clone(),
                 region: profile.region.clone(),
                 sme: profile.is_sme(),
-                rows: rows_of(&sectors),
+                rows,
                 sectors,
                 sectors_inferred: inferred,
+                sector_confidence: confidence,
                 offers: profile.offers.clone(),
                 needs: profile.needs.clone(),
+                // Public funders and research foundations named "… Fund" are partners.
+                financial_vehicle: profile.kind == Kind::Company && profile.is_financial_vehicle(),
+                domain: profile.website_domain(),
+                name_key: profile.name_key(),
             }
         })
         .collect()
+}
+
+/// Sector inference that knows when it does not know. A firm without sectors gets
+/// the input-output row whose text centroid is nearest to its profile; how likely
+/// that guess is right is estimated from the firms that *state* their sectors:
+/// their own guess is made the same way (leaving the firm out of the centroids
+/// of its own sectors, or every guess would look right), and a logistic regression (linfa) of
+/// "the guess is one of its stated rows" on the best similarity and its margin
+/// over the second best gives the confidence of every other firm's guess. With
+/// too few stated sectors to calibrate on, the guess is kept when its similarity
+/// passes [`UNCALIBRATED_MIN_SIMILARITY`], without a confidence.
+struct SectorInference {
+    /// Weights of (best similarity, margin) and intercept, when calibrated.
+    calibration: Option<([f64; 2], f64)>,
+}
+
+/// Firms with stated sectors needed to calibrate, and the most used.
+const MIN_CALIBRATION_FIRMS: usize = 50;
+const MAX_CALIBRATION_FIRMS: usize = 20_000;
+
+/// The similarity an uncalibrated guess needs (the rule before calibration).
+const UNCALIBRATED_MIN_SIMILARITY: f32 = 0.15;
+
+impl SectorInference {
+    fn calibrate(
+        firms: &[Firm],
+        sums: &Array2<f32>,
+        embeddings: &Array2<f32>,
+        rows_of: &(dyn Fn(&[String]) -> Vec<u16> + Sync),
+    ) -> SectorInference {
+        let stated: Vec<usize> = (0..firms.len()).filter(|&f| !rows_of(&firms[f].sectors).is_empty()).collect();
+        if stated.len() < MIN_CALIBRATION_FIRMS {
+            return SectorInference { calibration: None };
+        }
+        let step = stated.len().div_ceil(MAX_CALIBRATION_FIRMS).max(1);
+        let samples: Vec<([f64; 2], bool)> = stated
+            .par_iter()
+            .step_by(step)
+            .filter_map(|&f| {
+                let own = rows_of(&firms[f].sectors);
+                let embedding = embeddings.row(f);
+                let scores: Array1<f32> = sums
+                    .outer_iter()
+                    .enumerate()
+                    .map(|(row, sum)| {
+                        let dot = sum.dot(&embedding);
+                        let norm2 = sum.dot(&sum);
+                        // Without the firm itself: (s − e)·e / |s − e|, with |e| = 1.
+                        let (dot, norm2) = if own.contains(&(row as u16)) {
+                            let self_dot = embedding.dot(&embedding);
+                            (dot - self_dot, norm2 - 2.0 * dot + self_dot)
+                        } else {
+                            (dot, norm2)
+                        };
+                        if norm2 > 1e-12 { dot / norm2.sqrt() } else { 0.0 }
+                    })
+                    .collect();
+                let (row, best, margin) = Self::best_of(&scores)?;
+                Some(([best as f64, margin as f64], own.contains(&(row as u16))))
+            })
+            .collect();
+        let right = samples.iter().filter(|(_, ok)| *ok).count();
+        if right == 0 || right == samples.len() {
+            return SectorInference { calibration: None };
+        }
+        let records = Array2::from_shape_fn((samples.len(), 2), |(i, j)| samples[i].0[j]);
+        let labels = Array1::from_iter(samples.iter().map(|(_, ok)| *ok));
+        let calibration = crate::scoring::fit_logistic(records, labels)
+            .ok()
+            .map(|(weights, intercept)| ([weights[0], weights[1]], intercept));
+        SectorInference { calibration }
+    }
+
+    /// The nearest row, its similarity and the margin over the second nearest.
+    fn nearest(centroids: &Array2<f32>, embedding: ArrayView1<f32>) -> Option<(usize, f32, f32)> {
+        Self::best_of(&centroids.dot(&embedding))
+    }
+
+    fn best_of(scores: &Array1<f32>) -> Option<(usize, f32, f32)> {
+        let mut order: Vec<usize> = (0..scores.len()).collect();
+        order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+        let best = *order.first()?;
+        let second = order.get(1).map_or(0.0, |&r| scores[r]);
+        (scores[best] > 0.0).then(|| (best, scores[best], scores[best] - second))
+    }
+
+    /// The guessed row and, when calibrated, the probability it is right.
+    fn infer(&self, centroids: &Array2<f32>, embedding: ArrayView1<f32>) -> Option<(usize, Option<f32>)> {
+        let (row, best, margin) = Self::nearest(centroids, embedding)?;
+        match self.calibration {
+            Some((w, b)) => {
+                let linear = w[0] * best as f64 + w[1] * margin as f64 + b;
+                Some((row, Some((1.0 / (1.0 + (-linear).exp())) as f32)))
+            }
+            None => (best > UNCALIBRATED_MIN_SIMILARITY).then_some((row, None)),
+        }
+    }
 }
 
 /// A table code such as `B06-07` names its first division (`B06`).
@@ -1078,7 +1321,65 @@ pub fn kind_plural(kind: Kind) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use super::{PooledQuery, SIGNAL_COUNT, TrainingQuery, learn_among_pool, training_folds};
+    use super::{
+        FittedModel, MIN_SECTOR_CONFIDENCE, ModelParams, PooledQuery, SIGNAL_COUNT, TrainingQuery, learn_among_pool,
+        training_folds,
+    };
+    use crate::{Firm, validate_profile, valuechain};
+
+    fn profile(id: String, name: &str, sectors: &[&str], description: String) -> Firm {
+        validate_profile(&serde_json::json!({"id": id, "name": name, "sectors": sectors, "description": description}))
+            .unwrap()
+    }
+
+    #[test]
+    fn an_unsure_sector_guess_is_shown_but_not_used() {
+        let fruit = ["apple", "pears", "cherries", "plums"];
+        let chips = ["semiconductors", "displays", "batteries", "sensors"];
+        let mut firms = Vec::new();
+        for i in 0..60 {
+            let f = fruit[i % 4];
+            let c = chips[i % 4];
+            firms.push(profile(
+                format!("farm{i}"),
+                "Farm",
+                &["A01"],
+                format!("Orchard growing {f}, fruit and cereals."),
+            ));
+            firms.push(profile(
+                format!("chip{i}"),
+                "Maker",
+                &["C26"],
+                format!("Smartphones, computers and {c}; electronic devices."),
+            ));
+        }
+        // Stated electronics makers whose few words read like a farm's: the
+        // weak guesses the calibration learns to distrust.
+        for i in 0..20 {
+            let f = fruit[i % 4];
+            firms.push(profile(format!("odd{i}"), "Farm", &["C26"], format!("{f}.")));
+        }
+        firms.push(profile(
+            "phone".into(),
+            "Phone Co",
+            &[],
+            "Smartphones, computers and displays; electronic devices.".into(),
+        ));
+        // Its only known word is its name, which a quarter of the farms use.
+        firms.push(profile("apple".into(), "Apple", &[], "Designs products.".into()));
+        let model = FittedModel::fit(&firms, &[], 1, ModelParams { dim: 32, ..ModelParams::default() }).unwrap();
+        let table = valuechain::table();
+        let phone = &model.meta[model.position("phone").unwrap() as usize];
+        assert!(phone.sectors_inferred && phone.sector_confidence.unwrap() >= MIN_SECTOR_CONFIDENCE, "{phone:?}");
+        assert!(!phone.rows.is_empty(), "a confident guess is used: {phone:?}");
+        let apple = &model.meta[model.position("apple").unwrap() as usize];
+        assert!(apple.sectors_inferred && apple.sectors == ["A01"], "{apple:?}");
+        assert!(apple.sector_confidence.unwrap() < MIN_SECTOR_CONFIDENCE, "{apple:?}");
+        assert!(
+            !apple.rows.contains(&(table.row("A01").unwrap() as u16)),
+            "a firm named Apple is not a farm for the value chain: {apple:?}"
+        );
+    }
 
     fn pooled(held: usize, missed: usize) -> PooledQuery {
         PooledQuery {

@@ -219,9 +219,128 @@ impl Weights {
     }
 }
 
+/// The signals a catalogue without collaborations can have, and the only ones
+/// the shipped default weights use: what the firms' texts say, their offers and
+/// needs, and the input-output link of their sectors. Geography is left out on
+/// purpose: the defaults are fitted on EU research consortia, which must span
+/// several countries by rule, so same-country would be learnt as a penalty that
+/// says nothing about suppliers and customers.
+pub const DAY_ONE_SIGNALS: [Signal; 4] =
+    [Signal::TextSimilarity, Signal::TextMatch, Signal::OfferNeed, Signal::ValueChain];
+
+/// The shipped weights for a catalogue with nothing to learn from, and where
+/// they come from (`models/data/default_weights.json`, written by
+/// `klynge fit-defaults` from `models/data/default_training.csv`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DefaultWeights {
+    pub fitted_on: String,
+    pub command: String,
+    pub weights: Weights,
+}
+
+const DEFAULT_WEIGHTS_JSON: &str = include_str!("../data/default_weights.json");
+
+/// The shipped default weights.
+pub fn default_weights() -> &'static DefaultWeights {
+    static DEFAULTS: std::sync::OnceLock<DefaultWeights> = std::sync::OnceLock::new();
+    DEFAULTS.get_or_init(|| serde_json::from_str(DEFAULT_WEIGHTS_JSON).expect("the shipped default weights parse"))
+}
+
+/// The training file of the defaults: one line per sample, `query,label,` then
+/// the [`DAY_ONE_SIGNALS`] in order (`label` 1 for a partner, 0 for a non-partner
+/// of that query).
+pub fn training_csv(queries: &[TrainingQuery]) -> String {
+    let mut out = String::from("query,label");
+    for signal in DAY_ONE_SIGNALS {
+        out.push(',');
+        out.push_str(signal.name());
+    }
+    out.push('\n');
+    for (q, query) in queries.iter().enumerate() {
+        for (label, samples) in [(1, &query.positives), (0, &query.negatives)] {
+            for features in samples {
+                out.push_str(&format!("{q},{label}"));
+                for signal in DAY_ONE_SIGNALS {
+                    out.push_str(&format!(",{}", features[signal as usize]));
+                }
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+/// Reads [`training_csv`] back (other signals zero).
+pub fn read_training_csv(text: &str) -> Result<Vec<TrainingQuery>, WeightsError> {
+    let mut queries: Vec<TrainingQuery> = Vec::new();
+    for (number, line) in text.lines().enumerate().skip(1).filter(|(_, l)| !l.trim().is_empty()) {
+        let bad = |what: &str| WeightsError(format!("line {}: {what}", number + 1));
+        let fields: Vec<&str> = line.split(',').collect();
+        if fields.len() != 2 + DAY_ONE_SIGNALS.len() {
+            return Err(bad("wrong number of fields"));
+        }
+        let query: usize = fields[0].parse().map_err(|_| bad("query is not a number"))?;
+        if query > queries.len() {
+            return Err(bad("queries must be numbered in order"));
+        }
+        if query == queries.len() {
+            queries.push(TrainingQuery::default());
+        }
+        let mut features = [0.0f32; SIGNAL_COUNT];
+        for (signal, value) in DAY_ONE_SIGNALS.iter().zip(&fields[2..]) {
+            features[*signal as usize] = value.parse().map_err(|_| bad("feature is not a number"))?;
+        }
+        match fields[1] {
+            "1" => queries[query].positives.push(features),
+            "0" => queries[query].negatives.push(features),
+            _ => return Err(bad("label must be 0 or 1")),
+        }
+    }
+    Ok(queries)
+}
+
+/// Fits the default weights on the samples of [`training_csv`]; the JSON of the
+/// result is the shipped file, byte for byte.
+///
+/// The value-chain weight is kept at zero or above: on the consortium catalogue
+/// every sector is inferred from the very texts the text signals read, so firms
+/// whose texts differ get different guessed sectors and an input-output link,
+/// and the fit makes the link stand in for "less similar text" (−0.32 per unit
+/// when last fitted). That says nothing about stated sectors of suppliers and
+/// customers, so it may not count against them; there is no open data to fit a
+/// positive weight on either, so none is invented.
+///
+/// A day-one signal the training data never shows (offers ↔ needs: CORDIS
+/// profiles state none) cannot be fitted; it is a cosine of text embeddings like
+/// the profile ↔ profile text match, so it gets that signal's weight per unit
+/// rather than none.
+pub fn fit_defaults(queries: &[TrainingQuery], fitted_on: &str) -> Result<DefaultWeights, WeightsError> {
+    let mut weights = Weights::fit(queries)?;
+    let value_chain = &mut weights.coefficients[Signal::ValueChain as usize];
+    *value_chain = value_chain.max(0.0);
+    let text_match = weights.raw_weight(Signal::TextMatch as usize);
+    for signal in DAY_ONE_SIGNALS {
+        let j = signal as usize;
+        let unseen = queries.iter().all(|q| q.positives.iter().chain(&q.negatives).all(|f| f[j] == 0.0));
+        if unseen {
+            weights.mean[j] = 0.0;
+            weights.scale[j] = 1.0;
+            weights.coefficients[j] = text_match;
+        }
+    }
+    Ok(DefaultWeights {
+        fitted_on: fitted_on.to_string(),
+        command: "klynge fit-defaults --catalogue ../shared/data/consortia --out models/data".to_string(),
+        weights,
+    })
+}
+
+/// What the committed training file was made from (kept with it so a refit says so).
+pub const DEFAULTS_FITTED_ON: &str = "the CORDIS consortium catalogue (shared/data/consortia: 5,318 organisations, their collaborations): held-out consortia as anchored queries, partners the candidate pool holds against sampled non-partners, day-one signals only";
+
 /// An L2-regularised logistic regression (linfa): the weights and intercept with
 /// `true` as the positive class.
-fn fit_logistic(records: Array2<f64>, labels: Array1<bool>) -> Result<(Vec<f64>, f64), WeightsError> {
+pub(crate) fn fit_logistic(records: Array2<f64>, labels: Array1<bool>) -> Result<(Vec<f64>, f64), WeightsError> {
     let model = LogisticRegression::default()
         .alpha(1.0)
         .max_iterations(200)
@@ -260,6 +379,36 @@ mod tests {
         let top =
             (0..SIGNAL_COUNT).max_by(|&a, &b| scored.contributions[a].total_cmp(&scored.contributions[b])).unwrap();
         assert_eq!(top, Signal::Ties as usize);
+    }
+
+    #[test]
+    fn shipped_default_weights_are_what_the_command_fits() {
+        let queries = read_training_csv(include_str!("../data/default_training.csv")).unwrap();
+        let fitted = fit_defaults(&queries, DEFAULTS_FITTED_ON).unwrap();
+        let json = serde_json::to_string_pretty(&fitted).unwrap() + "\n";
+        assert_eq!(json, DEFAULT_WEIGHTS_JSON, "rerun `klynge fit-defaults` and commit its output");
+        // The file round-trips exactly, so what the command writes is what a refit reads.
+        assert_eq!(read_training_csv(&training_csv(&queries)).unwrap().len(), queries.len());
+        assert_eq!(training_csv(&read_training_csv(&training_csv(&queries)).unwrap()), training_csv(&queries));
+    }
+
+    /// Rewrites the shipped weights from the committed training file, the fitting
+    /// half of `klynge fit-defaults` (which also rebuilds the training file from
+    /// the consortium catalogue): `cargo test -p klynge-models -- --ignored regenerate`.
+    #[test]
+    #[ignore]
+    fn regenerate_default_weights() {
+        let queries = read_training_csv(include_str!("../data/default_training.csv")).unwrap();
+        let fitted = fit_defaults(&queries, DEFAULTS_FITTED_ON).unwrap();
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/data/default_weights.json");
+        std::fs::write(path, serde_json::to_string_pretty(&fitted).unwrap() + "\n").unwrap();
+    }
+
+    #[test]
+    fn training_file_errors_name_the_line() {
+        let error = read_training_csv("query,label,a,b,c,d\n0,1,0.1,0.2,0,0\n0,2,0,0,0,0\n").unwrap_err();
+        assert!(error.0.contains("line 3"), "{error}");
+        assert!(read_training_csv("h\n0,1,0.1\n").is_err());
     }
 
     #[test]

@@ -1,9 +1,12 @@
 //! Text vectors: TF-IDF (linfa-preprocessing) over a profile's description,
-//! offers, needs and tags, reduced to a dense, L2-normalised embedding by a very
-//! sparse random projection (Li, Hastie & Church 2006: each term adds ±1 to a few
-//! hashed dimensions). The projection needs no stored matrix — it is a function
-//! of the term's vocabulary index — so it scales to any vocabulary, and cosine
-//! similarity of embeddings approximates TF-IDF cosine.
+//! offers, needs and tags, reduced to a dense, L2-normalised embedding by latent
+//! semantic analysis: a truncated SVD of the catalogue's TF-IDF matrix
+//! ([`crate::lsa`]), each term a row of `dim` weights. It replaced a sparse random
+//! projection of the TF-IDF vector, whose cosine is TF-IDF cosine plus noise of
+//! about 1/√dim: on the 40k firm catalogue the share of a firm's 50 nearest
+//! profiles in its own GICS industry was 0.20 with the projection, 0.37 with exact
+//! TF-IDF and 0.42 with the SVD (the truncation groups words that occur together,
+//! so "smartphones" and "handsets" land near each other).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
@@ -14,8 +17,14 @@ use rayon::prelude::*;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
-/// Non-zeros each term contributes to.
-const HASHES_PER_TERM: u64 = 4;
+/// The SVD is fitted on at most this many profiles (an even sample of the
+/// catalogue): its time and memory grow with the rows, the leading directions of
+/// a million profiles are those of a tenth of them.
+const SVD_SAMPLE: usize = 100_000;
+
+/// Seed of the SVD's random start, so a fit on the same catalogue gives the same
+/// model on every run.
+const SVD_SEED: u64 = 42;
 
 /// Words too common in profiles to tell firms apart.
 const STOPWORDS: &[&str] = &[
@@ -128,6 +137,10 @@ pub struct TextModel {
     terms: Vec<String>,
     idf: Vec<f32>,
     dim: usize,
+    /// `terms × dim`, row-major: the latent weights of each term. Not in the
+    /// model's JSON (millions of numbers): the store keeps them as raw f32.
+    #[serde(skip)]
+    components: Vec<f32>,
     #[serde(skip)]
     lookup: OnceLock<HashMap<String, u32>>,
 }
@@ -167,7 +180,54 @@ impl TextModel {
         }
         let n = documents.len() as f32;
         let idf = document_frequency.iter().map(|&df| ((1.0 + n) / (1.0 + df as f32)).ln() + 1.0).collect();
-        Ok(TextModel { terms, idf, dim, lookup: OnceLock::new() })
+        let mut model = TextModel { terms, idf, dim, components: Vec::new(), lookup: OnceLock::new() };
+        model.components = model.fit_components(documents)?;
+        Ok(model)
+    }
+
+    /// The SVD of the TF-IDF rows of (a sample of) `documents`, padded with zero
+    /// columns to `dim` when the catalogue has fewer independent directions.
+    fn fit_components(&self, documents: &[String]) -> Result<Vec<f32>, TextError> {
+        let step = documents.len().div_ceil(SVD_SAMPLE).max(1);
+        let sample: Vec<&String> = documents.iter().step_by(step).collect();
+        let rows: Vec<Vec<(u32, f32)>> = sample.par_iter().map(|document| self.sparse(document)).collect();
+        let mut triplets = sprs::TriMat::new((rows.len(), self.terms.len()));
+        for (row, weights) in rows.iter().enumerate() {
+            for &(term, weight) in weights {
+                triplets.add_triplet(row, term as usize, weight as f64);
+            }
+        }
+        let mut out = vec![0.0f32; self.terms.len() * self.dim];
+        if self.terms.is_empty() || rows.is_empty() {
+            return Ok(out);
+        }
+        let components = crate::lsa::components(&triplets.to_csr(), self.dim, SVD_SEED)
+            .map_err(|error| TextError(format!("SVD: {error}")))?;
+        for (term, row) in components.outer_iter().enumerate() {
+            for (j, &value) in row.iter().enumerate() {
+                out[term * self.dim + j] = value;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The term weights ([`TextModel::fit`]), `terms × dim` row-major, for storage.
+    pub fn components(&self) -> &[f32] {
+        &self.components
+    }
+
+    /// Puts back the term weights read from storage.
+    pub fn set_components(&mut self, components: Vec<f32>) -> Result<(), TextError> {
+        if components.len() != self.terms.len() * self.dim {
+            return Err(TextError(format!(
+                "{} term weights for {} terms × {} dimensions",
+                components.len(),
+                self.terms.len(),
+                self.dim
+            )));
+        }
+        self.components = components;
+        Ok(())
     }
 
     fn lookup(&self) -> &HashMap<String, u32> {
@@ -228,12 +288,14 @@ impl TextModel {
     }
 
     fn embed_into(&self, document: &str, mut embedding: ndarray::ArrayViewMut1<f32>) {
+        if self.components.is_empty() {
+            return;
+        }
+        let out = embedding.as_slice_mut().expect("embedding rows are contiguous");
         for (term, weight) in self.weights(document) {
-            for hash in 0..HASHES_PER_TERM {
-                let bits = splitmix64(term as u64 * HASHES_PER_TERM + hash);
-                let dim = (bits % self.dim as u64) as usize;
-                let sign = if bits >> 63 == 1 { 1.0 } else { -1.0 };
-                embedding[dim] += sign * weight;
+            let row = &self.components[term as usize * self.dim..(term as usize + 1) * self.dim];
+            for (value, component) in out.iter_mut().zip(row) {
+                *value += weight * component;
             }
         }
         normalise(embedding);
@@ -307,13 +369,6 @@ pub fn quantised_dot(row: &[i8], scale: f32, query: &[f32]) -> f32 {
 
 pub fn cosine(a: ArrayView1<f32>, b: ArrayView1<f32>) -> f32 {
     a.dot(&b)
-}
-
-fn splitmix64(seed: u64) -> u64 {
-    let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 #[cfg(test)]

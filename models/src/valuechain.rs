@@ -140,6 +140,39 @@ impl ValueChain {
         best
     }
 
+    /// The strongest coefficient in one direction — `candidate` supplying `focal`
+    /// when `candidate_supplies`, buying from it otherwise — counting a sector's
+    /// use of its own products too: asked for suppliers, a maker of electronics
+    /// should meet the makers of its components, who share its division.
+    pub fn directed_strength(&self, focal: &[usize], candidate: &[usize], candidate_supplies: bool) -> f32 {
+        self.best_directed_link(focal, candidate, candidate_supplies).map_or(0.0, |link| link.coefficient)
+    }
+
+    /// The link behind [`ValueChain::directed_strength`].
+    pub fn best_directed_link(
+        &self,
+        focal: &[usize],
+        candidate: &[usize],
+        candidate_supplies: bool,
+    ) -> Option<SectorLink> {
+        let mut best: Option<SectorLink> = None;
+        for &f in focal {
+            for &c in candidate {
+                let (supplier, buyer) = if candidate_supplies { (c, f) } else { (f, c) };
+                let coefficient = self.coefficient(supplier, buyer);
+                if coefficient > best.as_ref().map_or(0.0, |link| link.coefficient) {
+                    best = Some(SectorLink {
+                        supplier: self.codes[supplier].clone(),
+                        buyer: self.codes[buyer].clone(),
+                        coefficient,
+                        candidate_supplies,
+                    });
+                }
+            }
+        }
+        best
+    }
+
     /// Rows that supply most to, or buy most from, the given rows: the sectors a
     /// firm should meet, strongest first.
     pub fn partner_rows(&self, rows: &[usize], limit: usize) -> Vec<(usize, f32)> {
@@ -222,6 +255,18 @@ mod tests {
         assert_eq!(table.row("F42"), table.row("F41"));
         assert_eq!(table.code(table.row("B07").unwrap()), "B06-07");
         assert!(table.row("T98").is_none());
+    }
+
+    #[test]
+    fn direction_is_kept_and_own_division_counts() {
+        let table = table();
+        let (food, farming) = (table.row("C10").unwrap(), table.row("A01").unwrap());
+        assert!(table.directed_strength(&[food], &[farming], true) > 0.05, "farms supply food makers");
+        let reverse = table.directed_strength(&[food], &[farming], false);
+        assert!(reverse < table.directed_strength(&[food], &[farming], true));
+        let electronics = table.row("C26").unwrap();
+        assert!(table.directed_strength(&[electronics], &[electronics], true) > 0.0);
+        assert_eq!(table.strength(&[electronics], &[electronics]), 0.0);
     }
 
     #[test]

@@ -18,6 +18,7 @@ use crate::api::{blocking, json_bytes, read_body};
 use crate::app::AppState;
 use crate::engine::{EngineError, Filters, Shortlist, ShortlistRequest};
 use crate::error::ApiError;
+use klynge_models::model::Relation;
 
 const MAX_K: usize = 200;
 
@@ -39,6 +40,10 @@ pub struct PartnerParams {
     exclude: Option<String>,
     /// Lowest score to return, 0..1.
     min_score: Option<f32>,
+    /// `supplier`, `customer` or `any` (default): the side of the value chain.
+    relation: Option<String>,
+    /// Also propose funds, ETFs, bond lines, trusts and SPACs (default false).
+    include_financial_vehicles: Option<bool>,
 }
 
 /// Shortlist for a business opportunity described in words.
@@ -60,6 +65,10 @@ pub struct ShortlistBody {
     #[serde(default)]
     exclude: Vec<String>,
     min_score: Option<f32>,
+    /// `supplier`, `customer` or `any` (default).
+    relation: Option<String>,
+    #[serde(default)]
+    include_financial_vehicles: bool,
 }
 
 #[utoipa::path(get, path = "/v1/firms/{id}/partners", tag = "recommendations",
@@ -80,7 +89,7 @@ pub async fn partners(
         })
         .transpose()?
         .unwrap_or_default();
-    let filters = filters(
+    let mut filters = filters(
         params.kind,
         params.country,
         params.region,
@@ -90,6 +99,8 @@ pub async fn partners(
         exclude,
         params.min_score,
     )?;
+    filters.relation = parse_relation(params.relation.as_deref())?;
+    filters.include_financial_vehicles = params.include_financial_vehicles.unwrap_or(false);
     let request = ShortlistRequest { anchors: vec![id.clone()], opportunity: None, k: checked_k(params.k)?, filters };
     respond(&state, "partners", request, Some(id)).await
 }
@@ -118,8 +129,10 @@ pub async fn shortlist(
         .map(|id| checked_id(id).map_err(|e| e.with_field("anchor")))
         .collect::<Result<Vec<_>, _>>()?;
     let exclude = body.exclude.iter().map(|id| checked_exclude(id)).collect::<Result<Vec<_>, _>>()?;
-    let filters =
+    let mut filters =
         filters(body.kind, body.country, body.region, body.sector, body.size, body.sme, exclude, body.min_score)?;
+    filters.relation = parse_relation(body.relation.as_deref())?;
+    filters.include_financial_vehicles = body.include_financial_vehicles;
     let request = ShortlistRequest { anchors, opportunity: Some(opportunity), k: checked_k(body.k)?, filters };
     respond(&state, "shortlist", request, None).await
 }
@@ -216,6 +229,14 @@ fn checked_k(k: Option<usize>) -> Result<usize, ApiError> {
     if (1..=MAX_K).contains(&k) { Ok(k) } else { Err(ApiError::invalid("k", format!("k must be from 1 to {MAX_K}"))) }
 }
 
+fn parse_relation(relation: Option<&str>) -> Result<Relation, ApiError> {
+    match relation {
+        None => Ok(Relation::Any),
+        Some(text) => Relation::parse(text.trim())
+            .ok_or_else(|| ApiError::invalid("relation", "relation must be supplier, customer or any")),
+    }
+}
+
 fn checked_exclude(id: &str) -> Result<String, ApiError> {
     checked_id(id).map_err(|error| error.with_field("exclude"))
 }
@@ -247,6 +268,7 @@ fn filters(
         sme,
         exclude,
         min_score,
+        ..Default::default()
     })
 }
 
