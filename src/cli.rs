@@ -120,13 +120,17 @@ enum Command {
         #[arg(long)]
         catalogue: PathBuf,
         /// Query file (queries-dev.jsonl or queries-sealed.jsonl format).
-        #[arg(long)]
-        queries: PathBuf,
+        #[arg(long, required_unless_present = "tune_networks")]
+        queries: Option<PathBuf>,
         /// Where to write one prediction line per query.
-        #[arg(long)]
-        predictions: PathBuf,
+        #[arg(long, required_unless_present = "tune_networks")]
+        predictions: Option<PathBuf>,
         #[arg(long, default_value_t = 50)]
         k: usize,
+        /// Instead: choose the network objective's weights by cross-validation on
+        /// the catalogue's own collaborations (the queries are not read).
+        #[arg(long)]
+        tune_networks: bool,
     },
     /// Full-text search of the index in the data directory.
     Search {
@@ -251,9 +255,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{profiles} profiles and {collaborations} collaborations written to {}", out.display());
             Ok(())
         }
-        Command::Eval { catalogue, queries, predictions, k } => {
+        Command::Eval { catalogue, queries, predictions, k, tune_networks } => {
             anyhow::ensure!((1..=200).contains(&k), "--k must be from 1 to 200");
-            crate::eval::run(&catalogue, &queries, &predictions, k)
+            match (tune_networks, queries, predictions) {
+                (true, _, _) => crate::eval::tune_networks(&catalogue),
+                (false, Some(queries), Some(predictions)) => crate::eval::run(&catalogue, &queries, &predictions, k),
+                _ => anyhow::bail!("--queries and --predictions are needed unless --tune-networks"),
+            }
         }
         Command::Search { data, query, limit } => {
             let settings = load_settings(cli.config, vec![data_override(&data)])?;

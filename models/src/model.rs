@@ -60,6 +60,11 @@ pub struct FirmMeta {
     /// Normalised sector codes, given or inferred.
     pub sectors: Vec<String>,
     pub sectors_inferred: bool,
+    /// How sure an inferred sector is of its value-chain stage: the margin of its
+    /// text's similarity to the chosen sector over the best sector of another
+    /// stage (1 for a stated sector; 0 when none or in models saved before it).
+    #[serde(default)]
+    pub sector_confidence: f32,
     /// Rows of the input-output table of those sectors.
     pub rows: Vec<u16>,
     pub offers: Vec<String>,
@@ -1001,15 +1006,22 @@ fn build_meta(firms: &[Firm], text: &TextModel, embeddings: &Array2<f32>) -> Vec
         .par_iter()
         .enumerate()
         .map(|(firm, profile)| {
-            let (sectors, inferred) = if profile.sectors.is_empty() {
+            let (sectors, inferred, confidence) = if profile.sectors.is_empty() {
                 let scores = centroids.dot(&embeddings.row(firm));
                 let best = (0..scores.len()).max_by(|&a, &b| scores[a].total_cmp(&scores[b]));
                 match best.filter(|&row| scores[row] > 0.15) {
-                    Some(row) => (vec![division_code(table.code(row))], true),
-                    None => (Vec::new(), false),
+                    Some(row) => {
+                        let stage = valuechain::stage(table.code(row));
+                        let runner_up = (0..scores.len())
+                            .filter(|&other| valuechain::stage(table.code(other)) != stage)
+                            .map(|other| scores[other])
+                            .fold(0.0f32, f32::max);
+                        (vec![division_code(table.code(row))], true, (scores[row] - runner_up).max(0.0))
+                    }
+                    None => (Vec::new(), false, 0.0),
                 }
             } else {
-                (profile.sectors.clone(), false)
+                (profile.sectors.clone(), false, 1.0)
             };
             FirmMeta {
                 name: profile.name.clone(),
@@ -1021,6 +1033,7 @@ fn build_meta(firms: &[Firm], text: &TextModel, embeddings: &Array2<f32>) -> Vec
                 rows: rows_of(&sectors),
                 sectors,
                 sectors_inferred: inferred,
+                sector_confidence: confidence,
                 offers: profile.offers.clone(),
                 needs: profile.needs.clone(),
             }
