@@ -47,13 +47,14 @@ pub struct NetworkRequest {
 /// been together (the same number the shortlist's similar-projects signal sums).
 const SIMILAR_PROJECTS: usize = 30;
 /// A stage a gap is named for needs this share of a member's inputs (or of the
-/// buyer's, when members supply it): a strong link, not one of the many small ones.
-const GAP_COEFFICIENT: f32 = 0.05;
+/// buyer's, when members supply it): a strong link, not one of the many small
+/// ones (transport and wholesale supply 5-9 % of the inputs of many sectors).
+const GAP_COEFFICIENT: f32 = 0.10;
 /// Gaps named at most, strongest first before they are put in chain order.
 const MAX_GAPS: usize = 4;
-/// Of the firms that best fit the opportunity (by relevance), this many are
-/// looked at, and a stage at least [`OPPORTUNITY_STAGE_HOLDERS`] of them stand
-/// at is one the opportunity needs.
+/// Of the candidates whose profiles are closest to the opportunity's wording,
+/// this many are looked at, and a stage at least [`OPPORTUNITY_STAGE_HOLDERS`]
+/// of them stand at is one the opportunity needs.
 const OPPORTUNITY_TOP: usize = 10;
 const OPPORTUNITY_STAGE_HOLDERS: usize = 3;
 
@@ -463,7 +464,7 @@ impl Engine {
             }
         };
         let covered: BTreeSet<&'static str> = members.iter().filter_map(|&f| stage_of(f)).collect();
-        let gaps = self.gaps(model, request, layout, members, &covered, &chain_rows);
+        let gaps = self.gaps(model, query, request, layout, members, &covered, &chain_rows);
         let mut stage_rows: Vec<(&'static str, Vec<usize>)> = Vec::new();
         for &f in members {
             if let Some(stage) = stage_of(f) {
@@ -565,9 +566,11 @@ impl Engine {
     /// place it in the chain and the reason: a stage the request requires; one the
     /// opportunity's best-fitting firms stand at; one the members' sectors buy
     /// much of their inputs from, or sell much of their output to.
+    #[allow(clippy::too_many_arguments)]
     fn gaps(
         &self,
         model: &FittedModel,
+        query: &PreparedQuery,
         request: &NetworkRequest,
         layout: &Layout,
         members: &[u32],
@@ -585,10 +588,13 @@ impl Engine {
                 add(stage, Vec::new(), "the request requires it".to_string());
             }
         }
-        if let Some(candidates) = layout.candidates {
+        if let (Some(candidates), Some(text)) = (layout.candidates, &query.text) {
+            let mut closest: Vec<(f32, u32)> =
+                candidates.iter().map(|c| (text.dot(&model.embedding(c.firm)), c.firm)).collect();
+            closest.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
             let mut counts: Vec<(&'static str, usize)> = Vec::new();
-            let top = candidates.iter().filter(|c| c.relevance > 0.0).take(OPPORTUNITY_TOP);
-            for stage in top.filter_map(|c| role_stage(&model.meta[c.firm as usize])) {
+            for stage in closest.iter().take(OPPORTUNITY_TOP).filter_map(|&(_, f)| role_stage(&model.meta[f as usize]))
+            {
                 match counts.iter_mut().find(|(s, _)| *s == stage) {
                     Some((_, n)) => *n += 1,
                     None => counts.push((stage, 1)),
@@ -599,32 +605,41 @@ impl Engine {
                 add(
                     stage,
                     Vec::new(),
-                    format!("{n} of the {OPPORTUNITY_TOP} firms that best fit the request stand here"),
+                    format!("{n} of the {OPPORTUNITY_TOP} candidates closest to the opportunity's wording stand here"),
                 );
             }
         }
         let table = valuechain::table();
-        let mut neighbours: Vec<(f32, usize, usize)> = Vec::new();
+        let mut neighbours: Vec<(f32, u32, usize, usize)> = Vec::new();
         for &f in members {
             for own in chain_rows(f) {
                 for (row, strength) in table.partner_rows(&[own], 6) {
                     if strength >= GAP_COEFFICIENT {
-                        neighbours.push((strength, own, row));
+                        neighbours.push((strength, f, own, row));
                     }
                 }
             }
         }
-        neighbours.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.2.cmp(&b.2)));
-        for (_, own, row) in neighbours {
+        neighbours.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.3.cmp(&b.3)));
+        for (_, member, own, row) in neighbours {
             let stage = valuechain::stage(table.code(row));
             let Some(link) = network::supply(&[own], &[row]) else { continue };
-            let reason = format!(
-                "{} buys {:.1} % of its inputs from {} (a member {})",
-                link.buyer,
-                link.coefficient * 100.0,
-                link.supplier,
-                if link.first_supplies { "supplies it" } else { "buys from it" }
-            );
+            let name = &model.meta[member as usize].name;
+            let reason = if link.first_supplies {
+                format!(
+                    "{} buys {:.1} % of its inputs from {name} ({})",
+                    link.buyer,
+                    link.coefficient * 100.0,
+                    link.supplier
+                )
+            } else {
+                format!(
+                    "{name} ({}) buys {:.1} % of its inputs from {}",
+                    link.buyer,
+                    link.coefficient * 100.0,
+                    link.supplier
+                )
+            };
             add(stage, vec![row], reason);
         }
         gaps
