@@ -600,7 +600,7 @@ impl Engine {
                     None => counts.push((stage, 1)),
                 }
             }
-            counts.sort_by(|a, b| b.1.cmp(&a.1));
+            counts.sort_by_key(|&(_, n)| std::cmp::Reverse(n));
             for (stage, n) in counts.into_iter().filter(|(_, n)| *n >= OPPORTUNITY_STAGE_HOLDERS) {
                 add(
                     stage,
