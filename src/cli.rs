@@ -120,10 +120,10 @@ enum Command {
         #[arg(long)]
         catalogue: PathBuf,
         /// Query file (queries-dev.jsonl or queries-sealed.jsonl format).
-        #[arg(long, required_unless_present = "holdout")]
+        #[arg(long, required_unless_present_any = ["holdout", "tune_networks"])]
         queries: Option<PathBuf>,
         /// Where to write one prediction line per query.
-        #[arg(long, required_unless_present = "holdout")]
+        #[arg(long, required_unless_present_any = ["holdout", "tune_networks"])]
         predictions: Option<PathBuf>,
         /// Instead of a query file, measure `--lock` completion on held-out
         /// collaborations of the catalogue itself (what its rule is chosen on).
@@ -140,6 +140,10 @@ enum Command {
         /// report the precision of the other proposed members.
         #[arg(long, value_delimiter = ',')]
         lock: Vec<usize>,
+        /// Instead: choose the network objective's weights by cross-validation on
+        /// the catalogue's own collaborations (the queries are not read).
+        #[arg(long)]
+        tune_networks: bool,
     },
     /// Measure how many of firms' real suppliers and customers their partner lists
     /// find, next to a text-similarity baseline (fresh in-memory index; no data dir).
@@ -290,9 +294,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{profiles} profiles and {collaborations} collaborations written to {}", out.display());
             Ok(())
         }
-        Command::Eval { catalogue, queries, predictions, k, lock, holdout, feedback_rounds } => {
+        Command::Eval { catalogue, queries, predictions, k, lock, holdout, feedback_rounds, tune_networks } => {
             anyhow::ensure!((1..=200).contains(&k), "--k must be from 1 to 200");
             anyhow::ensure!(feedback_rounds <= 10, "--feedback-rounds must be at most 10");
+            if tune_networks {
+                return crate::eval::tune_networks(&catalogue);
+            }
             match (queries, predictions) {
                 (Some(queries), Some(predictions)) if !holdout => {
                     crate::eval::run(&catalogue, &queries, &predictions, k, &lock, feedback_rounds)

@@ -2,12 +2,16 @@
 //! the best network and its alternatives, each explained member by member. It
 //! scores candidates with the shortlist model, makes sure every rule can be met
 //! from the whole catalogue (or says precisely why not), and hands the set
-//! selection to `klynge_models::network`.
+//! selection to `klynge_models::network`. It also lays each network out as a
+//! value chain a cluster manager (and the web console) can read: stages in
+//! upstream-first order with the members at each, the gaps between them, and a
+//! link per pair of members that supply, complement or have worked with each
+//! other, with its direction and reason.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use klynge_models::model::{FittedModel, PreparedQuery, Query, Reason, kind_plural};
-use klynge_models::network::{self, Breakdown, Candidate, NetworkSpec};
+use klynge_models::network::{self, Breakdown, Candidate, NetworkSpec, Objective, role_stage};
 use klynge_models::{Kind, valuechain};
 use serde::Serialize;
 
@@ -34,53 +38,147 @@ pub struct NetworkRequest {
     pub exclude: Vec<String>,
     pub alternatives: usize,
     pub k_candidates: usize,
+    /// Weights of the set terms (the API always uses the default; `klynge eval
+    /// --tune-networks` tries others).
+    pub objective: Objective,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// Past collaborations most like the opportunity whose members count as having
+/// been together (the same number the shortlist's similar-projects signal sums).
+const SIMILAR_PROJECTS: usize = 30;
+/// A stage a gap is named for needs this share of a member's inputs (or of the
+/// buyer's, when members supply it): a strong link, not one of the many small
+/// ones (transport and wholesale supply 5-9 % of the inputs of many sectors).
+const GAP_COEFFICIENT: f32 = 0.10;
+/// Gaps named at most, strongest first before they are put in chain order.
+const MAX_GAPS: usize = 4;
+/// Of the candidates whose profiles are closest to the opportunity's wording,
+/// this many are looked at, and a stage at least [`OPPORTUNITY_STAGE_HOLDERS`]
+/// of them stand at is one the opportunity needs.
+const OPPORTUNITY_TOP: usize = 10;
+const OPPORTUNITY_STAGE_HOLDERS: usize = 3;
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Member {
+    /// The firm as a shortlist shows it: id, name, kind, country, region,
+    /// sectors, sectors_inferred, cluster, score, signals and reasons.
     #[serde(flatten)]
+    #[schema(value_type = Object)]
     pub partner: Partner,
-    /// Value-chain stage and kind, e.g. "manufacturing (company)".
+    /// The member's value-chain role in words: its stage and what the stage rests
+    /// on ("education & research (university)", "manufacturing (company, sector
+    /// C10)", "… inferred from its description"), or "role unknown (…)".
     pub role: String,
+    /// Its value-chain stage (one of `require.stages`'), null when unknown.
+    #[schema(value_type = Option<String>)]
     pub stage: Option<&'static str>,
+    /// Position (1 = most upstream) of its stage in `chain`; null when its stage is unknown.
+    pub position: Option<usize>,
     /// `anchor`, `locked` or `proposed`.
+    #[schema(value_type = String)]
     pub status: &'static str,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct Link {
-    pub from: String,
-    pub to: String,
-    /// `supplies` (from sells to to) or `worked_together`.
+/// Why two members are linked.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct LinkReason {
+    /// `supplies` (input-output table), `complements` (one's offers meet the
+    /// other's needs) or `worked_together` (past collaborations).
+    #[schema(value_type = String)]
     pub relation: &'static str,
-    pub detail: String,
+    pub text: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// One link per pair of members with any reason, drawn from `from` to `to`.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Link {
+    /// The supplier (or the member that offers what the other needs); for a
+    /// link of past collaborations only, the more upstream member.
+    pub from: String,
+    /// The buyer (or the member that needs it).
+    pub to: String,
+    /// The strongest reason: `supplies`, `complements` or `worked_together`.
+    #[schema(value_type = String)]
+    pub relation: &'static str,
+    /// Whether `from` → `to` is a direction (supply or offer → need) rather than
+    /// only an order for drawing.
+    pub directed: bool,
+    /// Every reason in words, joined by "; ".
+    pub detail: String,
+    pub reasons: Vec<LinkReason>,
+    /// Share of the buyer's inputs bought from the supplier's sector, when they supply.
+    pub coefficient: Option<f32>,
+    /// Past collaborations the two share.
+    pub collaborations: u32,
+}
+
+/// One column of the value chain.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ChainStage {
+    /// 1 = most upstream.
+    pub position: usize,
+    #[schema(value_type = String)]
+    pub stage: &'static str,
+    /// Members at this stage (empty for a gap).
+    pub members: Vec<String>,
+    /// No member covers this stage, but the opportunity or the members need it.
+    pub gap: bool,
+    /// Why a gap is needed; null for a covered stage.
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Coverage {
     pub requirement: String,
     pub covered: bool,
     pub by: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct NetworkBody {
     pub score: f32,
+    #[schema(value_type = Object)]
     pub breakdown: Breakdown,
     pub members: Vec<Member>,
     pub links: Vec<Link>,
+    /// The value chain, upstream first: covered stages and gaps, each with its position.
+    pub chain: Vec<ChainStage>,
+    /// The covered stages in chain order.
+    #[schema(value_type = Vec<String>)]
     pub stages_covered: Vec<&'static str>,
+    /// Stages the opportunity, the request or the members' suppliers and
+    /// customers need that no member covers, in chain order.
+    #[schema(value_type = Vec<String>)]
+    pub gaps: Vec<&'static str>,
     pub requirements: Vec<Coverage>,
-    /// Value-chain stages the anchors' sectors trade with most that no member covers.
+    /// The same as `gaps` (kept for older clients).
+    #[schema(value_type = Vec<String>)]
     pub stages_missing: Vec<&'static str>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct NetworkResponse {
     pub generation: u64,
     pub model_generation: u64,
     pub network: NetworkBody,
     pub alternatives: Vec<NetworkBody>,
+}
+
+/// What [`Engine::network_setup`] prepares for the assembly.
+pub struct NetworkSetup {
+    pub query: PreparedQuery,
+    pub anchors: Vec<u32>,
+    pub locked: Vec<u32>,
+    pub candidates: Vec<Candidate>,
+    pub spec: NetworkSpec,
+}
+
+/// Who is anchored and locked, and (for a live assembly) the scored candidates
+/// the opportunity's needs are read from.
+struct Layout<'a> {
+    anchors: &'a [u32],
+    locked: &'a [u32],
+    candidates: Option<&'a [Candidate]>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +213,7 @@ impl NetworkRequest {
             exclude: Vec::new(),
             alternatives: 0,
             k_candidates: 100,
+            objective: Objective::default(),
         }
     }
 }
@@ -128,6 +227,28 @@ impl Engine {
     /// [`Engine::network`] with a given model (the batch refresh uses one that is
     /// not serving yet).
     pub fn network_with(&self, model: &FittedModel, request: &NetworkRequest) -> Result<NetworkResponse, NetworkError> {
+        let setup = self.network_setup(model, request)?;
+        let networks = network::assemble(model, &setup.spec, &setup.candidates)
+            .map_err(|infeasible| NetworkError::Unsatisfiable(infeasible.to_string()))?;
+        let mut bodies = networks.iter().map(|n| {
+            let layout = Layout { anchors: &setup.anchors, locked: &setup.locked, candidates: Some(&setup.candidates) };
+            self.network_body(model, &setup.query, request, &layout, &n.members, n.score, n.breakdown.clone())
+        });
+        let best = bodies.next().expect("assemble returns at least one network");
+        Ok(NetworkResponse {
+            generation: self.index().generation(),
+            model_generation: model.generation,
+            network: best,
+            alternatives: bodies.collect(),
+        })
+    }
+
+    /// Everything a request's networks are assembled from: the scored candidates
+    /// (most relevant first, then requirement holders below the cut-off, then the
+    /// required firms) and the spec. Fails when a rule cannot be met from the
+    /// catalogue, naming the rule. `klynge eval --tune-networks` assembles from
+    /// one setup under several objectives.
+    pub fn network_setup(&self, model: &FittedModel, request: &NetworkRequest) -> Result<NetworkSetup, NetworkError> {
         let anchors = self.checked_positions(model, &request.anchors, "anchor")?;
         let locked = self.checked_positions(model, &request.lock, "lock")?;
         let excluded: HashSet<u32> = self.checked_positions(model, &request.exclude, "exclude")?.into_iter().collect();
@@ -165,7 +286,21 @@ impl Engine {
         for &firm in &required {
             kept.push(Candidate { firm, relevance: 0.0 });
         }
+        // Who was together in the past collaborations most like the opportunity.
+        let mut similar_projects: HashMap<u32, Vec<(u32, f32)>> = HashMap::new();
+        if let Some(text) = &request.opportunity {
+            let kept_firms: HashSet<u32> = kept.iter().map(|c| c.firm).collect();
+            for (project, score) in model.project_texts.most_similar(&model.text.sparse(text), None, SIMILAR_PROJECTS) {
+                for &member in &model.projects[project as usize] {
+                    if kept_firms.contains(&member) {
+                        similar_projects.entry(member).or_default().push((project, score));
+                    }
+                }
+            }
+            similar_projects.values_mut().for_each(|list| list.sort_by_key(|&(project, _)| project));
+        }
         let spec = NetworkSpec {
+            similar_projects,
             min: request.min,
             max: request.max,
             required: required.clone(),
@@ -175,19 +310,9 @@ impl Engine {
             stages: request.stages.clone(),
             max_per_country: request.max_per_country,
             alternatives: request.alternatives,
+            objective: request.objective,
         };
-        let networks = network::assemble(model, &spec, &kept)
-            .map_err(|infeasible| NetworkError::Unsatisfiable(infeasible.to_string()))?;
-        let mut bodies = networks.iter().map(|n| {
-            self.network_body(model, &query, request, &anchors, &locked, &n.members, n.score, n.breakdown.clone())
-        });
-        let best = bodies.next().expect("assemble returns at least one network");
-        Ok(NetworkResponse {
-            generation: self.index().generation(),
-            model_generation: model.generation,
-            network: best,
-            alternatives: bodies.collect(),
-        })
+        Ok(NetworkSetup { query, anchors, locked, candidates: kept, spec })
     }
 
     /// A network chosen earlier (by the batch refresh, for `request`), explained
@@ -203,10 +328,11 @@ impl Engine {
         let anchors = self.checked_positions(model, &request.anchors, "anchor")?;
         let locked = self.checked_positions(model, &request.lock, "lock")?;
         let query = model.prepare(&Query { anchors: anchors.clone(), text: request.opportunity.clone() });
+        let layout = Layout { anchors: &anchors, locked: &locked, candidates: None };
         Ok(NetworkResponse {
             generation: self.index().generation(),
             model_generation: model.generation,
-            network: self.network_body(model, &query, request, &anchors, &locked, members, score, breakdown),
+            network: self.network_body(model, &query, request, &layout, members, score, breakdown),
             alternatives: Vec::new(),
         })
     }
@@ -274,7 +400,7 @@ impl Engine {
             rules.push((
                 format!("firms at stage '{stage}'"),
                 1,
-                Box::new(move |f| model.meta[f as usize].sectors.iter().any(|s| valuechain::stage(s) == stage)),
+                Box::new(move |f| role_stage(&model.meta[f as usize]) == Some(stage.as_str())),
             ));
         }
         let in_pool: HashSet<u32> = pool.iter().copied().collect();
@@ -319,7 +445,7 @@ impl Engine {
                 request.kinds.iter().any(|(kinds, _)| kinds.contains(&meta.kind))
                     || (request.min_sme > 0 && meta.sme)
                     || request.sectors.iter().any(|p| meta.sectors.iter().any(|s| s.starts_with(p.as_str())))
-                    || request.stages.iter().any(|st| meta.sectors.iter().any(|s| valuechain::stage(s) == st.as_str()))
+                    || request.stages.iter().any(|st| role_stage(meta) == Some(st.as_str()))
             })
             .collect()
     }
@@ -330,40 +456,70 @@ impl Engine {
         model: &FittedModel,
         query: &PreparedQuery,
         request: &NetworkRequest,
-        anchors: &[u32],
-        locked: &[u32],
+        layout: &Layout,
         members: &[u32],
         score: f32,
         breakdown: Breakdown,
     ) -> NetworkBody {
-        let table = valuechain::table();
-        let stage_of = |f: u32| model.meta[f as usize].sectors.first().map(|s| valuechain::stage(s));
+        let meta = |f: u32| &model.meta[f as usize];
+        let stage_of = |f: u32| role_stage(meta(f));
+        // Sector rows that stand for a member's stage: a stated or confidently
+        // inferred sector's; a university's guessed sector says nothing of whom it supplies.
+        let chain_rows = |f: u32| -> Vec<usize> {
+            let m = meta(f);
+            match m.kind {
+                Kind::Company | Kind::Other if stage_of(f).is_some() => m.rows.iter().map(|&r| r as usize).collect(),
+                _ => Vec::new(),
+            }
+        };
+        let covered: BTreeSet<&'static str> = members.iter().filter_map(|&f| stage_of(f)).collect();
+        let gaps = self.gaps(model, query, request, layout, members, &covered, &chain_rows);
+        let mut stage_rows: Vec<(&'static str, Vec<usize>)> = Vec::new();
+        for &f in members {
+            if let Some(stage) = stage_of(f) {
+                stage_rows.push((stage, chain_rows(f)));
+            }
+        }
+        for (stage, rows, _) in &gaps {
+            stage_rows.push((stage, rows.clone()));
+        }
+        let order = network::chain_order(&stage_rows);
+        let position: HashMap<&'static str, usize> = order.iter().enumerate().map(|(i, &s)| (s, i + 1)).collect();
+        let chain: Vec<ChainStage> = order
+            .iter()
+            .map(|&stage| {
+                let gap = gaps.iter().find(|(s, _, _)| *s == stage);
+                ChainStage {
+                    position: position[stage],
+                    stage,
+                    members: members
+                        .iter()
+                        .filter(|&&f| stage_of(f) == Some(stage))
+                        .map(|&f| model.id(f).to_string())
+                        .collect(),
+                    gap: gap.is_some(),
+                    reason: gap.map(|(_, _, reason)| reason.clone()),
+                }
+            })
+            .collect();
         let body_members = members
             .iter()
             .map(|&f| {
                 let stage = stage_of(f);
-                let kind = model.meta[f as usize].kind.as_str();
                 let mut partner = self.partner(model, query, f);
-                if anchors.contains(&f) {
+                if layout.anchors.contains(&f) {
                     // Scored against itself, an anchor's signals would read "close to
                     // the anchor's profile (similarity 1.00)", "same country".
                     partner.reasons = vec![Reason { signal: "anchor", text: ANCHOR_REASON.to_string() }];
                 }
                 Member {
                     partner,
-                    // A stage guessed from a university's project titles ("primary
-                    // production") must not read like one the firm declared.
-                    role: match stage {
-                        Some(stage) if model.meta[f as usize].sectors_inferred => {
-                            format!("{stage}? ({kind}, sector inferred from its text)")
-                        }
-                        Some(stage) => format!("{stage} ({kind})"),
-                        None => kind.to_string(),
-                    },
+                    role: network::role(meta(f)),
                     stage,
-                    status: if anchors.contains(&f) {
+                    position: stage.map(|s| position[s]),
+                    status: if layout.anchors.contains(&f) {
                         "anchor"
-                    } else if locked.contains(&f) {
+                    } else if layout.locked.contains(&f) {
                         "locked"
                     } else {
                         "proposed"
@@ -371,42 +527,13 @@ impl Engine {
                 }
             })
             .collect();
-        let mut links = Vec::new();
-        for (i, &a) in members.iter().enumerate() {
-            for &b in &members[i + 1..] {
-                let ties = model.graph.ties(a, b);
-                if ties > 0 {
-                    links.push(Link {
-                        from: model.id(a).to_string(),
-                        to: model.id(b).to_string(),
-                        relation: "worked_together",
-                        detail: format!("{ties} past collaboration{}", if ties == 1 { "" } else { "s" }),
-                    });
-                }
-                let rows = |f: u32| model.meta[f as usize].rows.iter().map(|&r| r as usize).collect::<Vec<_>>();
-                if let Some(link) = table.best_link(&rows(a), &rows(b)).filter(|l| l.coefficient >= 0.01) {
-                    let (from, to) = if link.candidate_supplies { (b, a) } else { (a, b) };
-                    links.push(Link {
-                        from: model.id(from).to_string(),
-                        to: model.id(to).to_string(),
-                        relation: "supplies",
-                        detail: format!(
-                            "{} buys {:.1} % of its inputs from {}",
-                            link.buyer,
-                            link.coefficient * 100.0,
-                            link.supplier
-                        ),
-                    });
-                }
-            }
-        }
-        let stages_covered: BTreeSet<&'static str> = members.iter().filter_map(|&f| stage_of(f)).collect();
+        let links = links(model, members, &chain_rows, &|f| stage_of(f).map(|s| position[s]));
         let mut requirements = Vec::new();
         let ids_where = |holds: &dyn Fn(u32) -> bool| -> Vec<String> {
             members.iter().filter(|&&f| holds(f)).map(|&f| model.id(f).to_string()).collect()
         };
         for (kinds, need) in &request.kinds {
-            let by = ids_where(&|f| kinds.contains(&model.meta[f as usize].kind));
+            let by = ids_where(&|f| kinds.contains(&meta(f).kind));
             let names: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
             requirements.push(Coverage {
                 requirement: format!("at least {need} {}", names.join(" or ")),
@@ -415,7 +542,7 @@ impl Engine {
             });
         }
         if request.min_sme > 0 {
-            let by = ids_where(&|f| model.meta[f as usize].sme);
+            let by = ids_where(&|f| meta(f).sme);
             requirements.push(Coverage {
                 requirement: format!("at least {} SMEs", request.min_sme),
                 covered: by.len() >= request.min_sme,
@@ -423,30 +550,207 @@ impl Engine {
             });
         }
         for sector in &request.sectors {
-            let by = ids_where(&|f| model.meta[f as usize].sectors.iter().any(|s| s.starts_with(sector.as_str())));
+            let by = ids_where(&|f| meta(f).sectors.iter().any(|s| s.starts_with(sector.as_str())));
             requirements.push(Coverage { requirement: format!("sector {sector}"), covered: !by.is_empty(), by });
         }
         for stage in &request.stages {
             let by = ids_where(&|f| stage_of(f) == Some(stage.as_str()));
             requirements.push(Coverage { requirement: format!("stage '{stage}'"), covered: !by.is_empty(), by });
         }
-        let anchor_rows: Vec<usize> =
-            anchors.iter().flat_map(|&a| model.meta[a as usize].rows.iter().map(|&r| r as usize)).collect();
-        let mut stages_missing: Vec<&'static str> = table
-            .partner_rows(&anchor_rows, 6)
-            .into_iter()
-            .map(|(row, _)| valuechain::stage(table.code(row)))
-            .filter(|stage| !stages_covered.contains(stage))
-            .collect();
-        stages_missing.dedup();
+        let gap_stages: Vec<&'static str> = chain.iter().filter(|c| c.gap).map(|c| c.stage).collect();
         NetworkBody {
             score,
             breakdown,
             members: body_members,
             links,
-            stages_covered: stages_covered.into_iter().collect(),
+            stages_covered: chain.iter().filter(|c| !c.gap).map(|c| c.stage).collect(),
+            chain,
+            gaps: gap_stages.clone(),
             requirements,
-            stages_missing,
+            stages_missing: gap_stages,
         }
     }
+
+    /// Stages no member covers that the network needs, each with the rows that
+    /// place it in the chain and the reason: a stage the request requires; one the
+    /// opportunity's best-fitting firms stand at; one the members' sectors buy
+    /// much of their inputs from, or sell much of their output to.
+    #[allow(clippy::too_many_arguments)]
+    fn gaps(
+        &self,
+        model: &FittedModel,
+        query: &PreparedQuery,
+        request: &NetworkRequest,
+        layout: &Layout,
+        members: &[u32],
+        covered: &BTreeSet<&'static str>,
+        chain_rows: &dyn Fn(u32) -> Vec<usize>,
+    ) -> Vec<(&'static str, Vec<usize>, String)> {
+        let mut gaps: Vec<(&'static str, Vec<usize>, String)> = Vec::new();
+        let mut add = |stage: &'static str, rows: Vec<usize>, reason: String| {
+            if !covered.contains(stage) && !gaps.iter().any(|(s, _, _)| *s == stage) && gaps.len() < MAX_GAPS {
+                gaps.push((stage, rows, reason));
+            }
+        };
+        for stage in &request.stages {
+            if let Some(&stage) = valuechain::STAGES.iter().find(|s| **s == stage.as_str()) {
+                add(stage, Vec::new(), "the request requires it".to_string());
+            }
+        }
+        if let (Some(candidates), Some(text)) = (layout.candidates, &query.text) {
+            let mut closest: Vec<(f32, u32)> =
+                candidates.iter().map(|c| (text.dot(&model.embedding(c.firm)), c.firm)).collect();
+            closest.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            let mut counts: Vec<(&'static str, usize)> = Vec::new();
+            for stage in closest.iter().take(OPPORTUNITY_TOP).filter_map(|&(_, f)| role_stage(&model.meta[f as usize]))
+            {
+                match counts.iter_mut().find(|(s, _)| *s == stage) {
+                    Some((_, n)) => *n += 1,
+                    None => counts.push((stage, 1)),
+                }
+            }
+            counts.sort_by_key(|&(_, n)| std::cmp::Reverse(n));
+            for (stage, n) in counts.into_iter().filter(|(_, n)| *n >= OPPORTUNITY_STAGE_HOLDERS) {
+                add(
+                    stage,
+                    Vec::new(),
+                    format!("{n} of the {OPPORTUNITY_TOP} candidates closest to the opportunity's wording stand here"),
+                );
+            }
+        }
+        let table = valuechain::table();
+        let mut neighbours: Vec<(f32, u32, usize, usize)> = Vec::new();
+        for &f in members {
+            for own in chain_rows(f) {
+                for (row, strength) in table.partner_rows(&[own], 6) {
+                    if strength >= GAP_COEFFICIENT {
+                        neighbours.push((strength, f, own, row));
+                    }
+                }
+            }
+        }
+        neighbours.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.3.cmp(&b.3)));
+        for (_, member, own, row) in neighbours {
+            let stage = valuechain::stage(table.code(row));
+            let Some(link) = network::supply(&[own], &[row]) else { continue };
+            let name = &model.meta[member as usize].name;
+            let reason = if link.first_supplies {
+                format!(
+                    "{} buys {:.1} % of its inputs from {name} ({})",
+                    link.buyer,
+                    link.coefficient * 100.0,
+                    link.supplier
+                )
+            } else {
+                format!(
+                    "{name} ({}) buys {:.1} % of its inputs from {}",
+                    link.buyer,
+                    link.coefficient * 100.0,
+                    link.supplier
+                )
+            };
+            add(stage, vec![row], reason);
+        }
+        gaps
+    }
+}
+
+/// Words of an offer or need that carry meaning (a short stop list: offers and
+/// needs are short phrases).
+fn content_words(text: &str) -> HashSet<String> {
+    const STOP: [&str; 8] = ["and", "the", "for", "with", "from", "our", "of", "to"];
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| w.chars().count() > 2)
+        .map(str::to_lowercase)
+        .filter(|w| !STOP.contains(&w.as_str()))
+        .collect()
+}
+
+/// An offer of `a` that meets a need of `b`: the pair sharing most content words.
+fn offer_meets_need(model: &FittedModel, a: u32, b: u32) -> Option<(String, String)> {
+    let mut best: Option<(usize, String, String)> = None;
+    for offer in &model.meta[a as usize].offers {
+        let words = content_words(offer);
+        for need in &model.meta[b as usize].needs {
+            let shared = words.intersection(&content_words(need)).count();
+            if shared > 0 && best.as_ref().is_none_or(|(n, _, _)| shared > *n) {
+                best = Some((shared, offer.clone(), need.clone()));
+            }
+        }
+    }
+    best.map(|(_, offer, need)| (offer, need))
+}
+
+/// One link per pair of members that supply each other (input-output table),
+/// complement each other (offers meet needs) or have worked together; directed
+/// from supplier to buyer, else from the more upstream member.
+fn links(
+    model: &FittedModel,
+    members: &[u32],
+    chain_rows: &dyn Fn(u32) -> Vec<usize>,
+    position: &dyn Fn(u32) -> Option<usize>,
+) -> Vec<Link> {
+    let mut links = Vec::new();
+    for (i, &a) in members.iter().enumerate() {
+        for &b in &members[i + 1..] {
+            let mut reasons = Vec::new();
+            let mut direction: Option<(u32, u32)> = None;
+            let mut coefficient = None;
+            if let Some(link) = network::supply(&chain_rows(a), &chain_rows(b)) {
+                let (from, to) = if link.first_supplies { (a, b) } else { (b, a) };
+                direction = Some((from, to));
+                coefficient = Some(link.coefficient);
+                reasons.push(LinkReason {
+                    relation: "supplies",
+                    text: format!(
+                        "{} supplies {}: {} buys {:.1} % of its inputs from {}",
+                        model.meta[from as usize].name,
+                        model.meta[to as usize].name,
+                        link.buyer,
+                        link.coefficient * 100.0,
+                        link.supplier
+                    ),
+                });
+            }
+            for (from, to) in [(a, b), (b, a)] {
+                if let Some((offer, need)) = offer_meets_need(model, from, to) {
+                    direction.get_or_insert((from, to));
+                    reasons.push(LinkReason {
+                        relation: "complements",
+                        text: format!(
+                            "{} offers '{offer}', which {} needs ('{need}')",
+                            model.meta[from as usize].name, model.meta[to as usize].name
+                        ),
+                    });
+                }
+            }
+            let ties = model.graph.ties(a, b) as u32;
+            if ties > 0 {
+                reasons.push(LinkReason {
+                    relation: "worked_together",
+                    text: format!("{ties} past collaboration{}", if ties == 1 { "" } else { "s" }),
+                });
+            }
+            if reasons.is_empty() {
+                continue;
+            }
+            let directed = direction.is_some();
+            let (from, to) = direction.unwrap_or_else(|| {
+                // Undirected: drawn from the more upstream member (unknown stages last).
+                let key = |f: u32| position(f).unwrap_or(usize::MAX);
+                if key(b) < key(a) { (b, a) } else { (a, b) }
+            });
+            links.push(Link {
+                from: model.id(from).to_string(),
+                to: model.id(to).to_string(),
+                relation: reasons[0].relation,
+                directed,
+                detail: reasons.iter().map(|r| r.text.as_str()).collect::<Vec<_>>().join("; "),
+                reasons,
+                coefficient,
+                collaborations: ties,
+            });
+        }
+    }
+    links
 }

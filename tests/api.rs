@@ -895,10 +895,13 @@ fn member_ids(network: &Value) -> Vec<String> {
 async fn networks_assemble_explain_and_export() {
     let app = TestApp::spawn().await;
     app.upsert(&catalogue()).await;
-    // A profile without sectors: its stage is inferred from its text, and its role says so.
+    // Profiles without sectors: a research body's role comes from its kind, a
+    // company's from a sector inferred from its text only when the guess is sure.
     let guessed = json!({"id": "dk-foodlab", "name": "Food Packaging Lab", "kind": "research", "country": "DK",
         "description": "Dairy processing, milk products, cheese and yoghurt packaging trials."});
-    app.upsert(&[guessed]).await;
+    let vague = json!({"id": "dk-vague", "name": "Nordic Ventures ApS", "kind": "company", "country": "DK",
+        "description": "Projects."});
+    app.upsert(&[guessed, vague]).await;
     app.collaborate(&collaborations()).await;
     app.train().await;
     let mut locked = network_request();
@@ -909,8 +912,17 @@ async fn networks_assemble_explain_and_export() {
         .and_then(|members| members.iter().find(|m| m["id"] == "dk-foodlab").cloned())
         .unwrap_or_else(|| panic!("the locked lab is a member: {}", reply.json()));
     assert_eq!(lab["status"], "locked");
-    assert_eq!(lab["sectors_inferred"], true, "{lab}");
-    assert!(lab["role"].as_str().unwrap().contains("sector inferred from its text"), "{lab}");
+    assert_eq!(lab["role"], "research & development (research organisation)", "{lab}");
+    assert_eq!(lab["stage"], "research & development", "{lab}");
+    let mut vague = network_request();
+    vague["lock"] = json!(["dk-vague"]);
+    let reply = app.query_json("/v1/networks", &vague).await;
+    let firm = reply.json()["network"]["members"]
+        .as_array()
+        .and_then(|members| members.iter().find(|m| m["id"] == "dk-vague").cloned())
+        .unwrap_or_else(|| panic!("the locked firm is a member: {}", reply.json()));
+    assert!(firm["role"].as_str().unwrap().starts_with("role unknown (company"), "{firm}");
+    assert_eq!((&firm["stage"], &firm["position"]), (&Value::Null, &Value::Null), "{firm}");
 
     let reply = app.query_json("/v1/networks", &network_request()).await;
     reply.assert_status(200);
@@ -930,10 +942,44 @@ async fn networks_assemble_explain_and_export() {
         members.iter().any(|m| m["kind"] == "university" || m["kind"] == "research"),
         "the academic requirement is met: {ids:?}"
     );
+    let chain = network["chain"].as_array().unwrap_or_else(|| panic!("a chain: {network}"));
     for member in members {
         assert!(member["role"].is_string() && member["score"].is_number() && member["reasons"].is_array(), "{member}");
-        let guessed = member["sectors_inferred"] == true && member["stage"].is_string();
-        assert_eq!(member["role"].as_str().unwrap().contains("inferred"), guessed, "a guessed stage says so: {member}");
+        let role = member["role"].as_str().unwrap();
+        assert!(!role.contains('?'), "no role is a guess: {member}");
+        match member["kind"].as_str().unwrap() {
+            "university" => assert_eq!(member["stage"], "education & research", "{member}"),
+            "research" => assert_eq!(member["stage"], "research & development", "{member}"),
+            "public" => assert_eq!(member["stage"], "public administration", "{member}"),
+            _ => assert!(member["stage"].is_string() || role.starts_with("role unknown"), "{member}"),
+        }
+        // A member with a stage sits in the chain column of that stage.
+        if let Some(position) = member["position"].as_u64() {
+            let column = &chain[position as usize - 1];
+            assert_eq!(column["stage"], member["stage"], "{network}");
+            assert!(column["members"].as_array().unwrap().contains(&member["id"]), "{network}");
+        }
+    }
+    for (i, column) in chain.iter().enumerate() {
+        assert_eq!(column["position"], i + 1, "{network}");
+        assert_eq!(column["gap"], column["members"].as_array().unwrap().is_empty(), "{network}");
+    }
+    let covered: Vec<&Value> = chain.iter().filter(|c| c["gap"] == false).map(|c| &c["stage"]).collect();
+    assert_eq!(network["stages_covered"].as_array().unwrap().iter().collect::<Vec<_>>(), covered, "{network}");
+    let gaps: Vec<&Value> = chain.iter().filter(|c| c["gap"] == true).map(|c| &c["stage"]).collect();
+    assert_eq!(network["gaps"].as_array().unwrap().iter().collect::<Vec<_>>(), gaps, "{network}");
+    assert!(chain.iter().filter(|c| c["gap"] == true).all(|c| c["reason"].is_string()), "{network}");
+    // Links join members, one per pair, drawn from → to with their reasons.
+    let links = network["links"].as_array().expect("links");
+    assert!(!links.is_empty(), "the dairy's partners are linked: {network}");
+    let mut pairs = HashSet::new();
+    for link in links {
+        let (from, to) = (link["from"].as_str().unwrap().to_string(), link["to"].as_str().unwrap().to_string());
+        assert!(ids.contains(&from) && ids.contains(&to) && from != to, "{link}");
+        assert!(pairs.insert(BTreeSet::from([from, to])), "one link per pair: {links:?}");
+        assert!(["supplies", "complements", "worked_together"].contains(&link["relation"].as_str().unwrap()), "{link}");
+        assert!(link["reasons"].as_array().is_some_and(|r| !r.is_empty()) && link["directed"].is_boolean(), "{link}");
+        assert_eq!(link["relation"] == "supplies", link["coefficient"].is_number(), "{link}");
     }
     let requirements = network["requirements"].as_array().expect("requirements");
     assert!(requirements.iter().all(|r| r["covered"] == true), "{requirements:?}");
@@ -969,7 +1015,20 @@ async fn networks_assemble_explain_and_export() {
     let headers: Vec<String> = reader.headers().expect("header row").iter().map(str::to_string).collect();
     assert_eq!(
         headers,
-        ["network", "network_score", "status", "id", "name", "kind", "country", "role", "score", "reasons"]
+        [
+            "network",
+            "network_score",
+            "status",
+            "id",
+            "name",
+            "kind",
+            "country",
+            "role",
+            "stage",
+            "position",
+            "score",
+            "reasons"
+        ]
     );
     let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("CSV row")).collect();
     let total_members: usize = sets.iter().map(BTreeSet::len).sum();
@@ -977,6 +1036,12 @@ async fn networks_assemble_explain_and_export() {
     let first_network: Vec<&str> = rows.iter().filter(|r| &r[0] == "0").map(|r| &r[3]).collect();
     assert_eq!(first_network, ids.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(rows.iter().any(|r| &r[2] == "anchor" && &r[3] == "dk-dairy"));
+    // Role, stage and position as the JSON gives them.
+    for (row, member) in rows.iter().filter(|r| &r[0] == "0").zip(members) {
+        assert_eq!(&row[7], member["role"].as_str().unwrap());
+        assert_eq!(&row[8], member["stage"].as_str().unwrap_or_default());
+        assert_eq!(row[9].parse::<u64>().ok(), member["position"].as_u64(), "{row:?}");
+    }
 
     // Locked members are kept; excluded ones never appear.
     let locked = json!({
@@ -1033,6 +1098,11 @@ async fn networks_refuse_impossible_requests() {
     let reply = app.query_json("/v1/networks", &with(json!({"require": {"sectors": ["B05"]}}))).await;
     let error = reply.assert_invalid("require");
     assert!(error["details"]["reason"].as_str().unwrap().contains("B05"), "{}", reply.body);
+    // No public body and no firm in public administration: the stage cannot be covered.
+    let reply = app.query_json("/v1/networks", &with(json!({"require": {"stages": ["public administration"]}}))).await;
+    let error = reply.assert_invalid("require");
+    let reason = error["details"]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("public administration") && reason.contains("only 0"), "{}", reply.body);
 
     app.query_json("/v1/networks", &with(json!({"require": {"kinds": {"robots": 1}}})))
         .await

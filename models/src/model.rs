@@ -67,6 +67,12 @@ pub struct FirmMeta {
     pub sector_confidence: Option<f32>,
     /// Rows of the input-output table of those sectors: empty for an inferred
     /// sector below [`MIN_SECTOR_CONFIDENCE`], which is shown but not used.
+    /// How sure an inferred sector is of its value-chain stage: the margin of its
+    /// text's similarity to the chosen sector over the best sector of another
+    /// stage (1 for a stated sector; 0 when none or in models saved before it).
+    /// Roles in networks use it; the value-chain signal uses `sector_confidence`.
+    #[serde(default)]
+    pub stage_margin: f32,
     pub rows: Vec<u16>,
     pub offers: Vec<String>,
     pub needs: Vec<String>,
@@ -1139,18 +1145,29 @@ fn build_meta(firms: &[Firm], text: &TextModel, embeddings: &Array2<f32>) -> Vec
         .par_iter()
         .enumerate()
         .map(|(firm, profile)| {
-            let (sectors, inferred, confidence, rows) = if profile.sectors.is_empty() {
+            // How far the chosen sector's stage stands above every other stage, in
+            // cosine: what a network role needs to be named from a guess.
+            let stage_margin = |row: usize| {
+                let scores = centroids.dot(&embeddings.row(firm));
+                let stage = valuechain::stage(table.code(row));
+                let runner_up = (0..scores.len())
+                    .filter(|&other| valuechain::stage(table.code(other)) != stage)
+                    .map(|other| scores[other])
+                    .fold(0.0f32, f32::max);
+                (scores[row] - runner_up).max(0.0)
+            };
+            let (sectors, inferred, confidence, rows, margin) = if profile.sectors.is_empty() {
                 match inference.infer(&centroids, embeddings.row(firm)) {
                     Some((row, confidence)) => {
                         let sectors = vec![division_code(table.code(row))];
                         let usable = confidence.is_none_or(|c| c >= MIN_SECTOR_CONFIDENCE);
                         let rows = if usable { rows_of(&sectors) } else { Vec::new() };
-                        (sectors, true, confidence, rows)
+                        (sectors, true, confidence, rows, stage_margin(row))
                     }
-                    None => (Vec::new(), false, None, Vec::new()),
+                    None => (Vec::new(), false, None, Vec::new(), 0.0),
                 }
             } else {
-                (profile.sectors.clone(), false, None, rows_of(&profile.sectors))
+                (profile.sectors.clone(), false, None, rows_of(&profile.sectors), 1.0)
             };
             FirmMeta {
                 name: profile.name.clone(),
@@ -1163,6 +1180,7 @@ fn build_meta(firms: &[Firm], text: &TextModel, embeddings: &Array2<f32>) -> Vec
                 sectors,
                 sectors_inferred: inferred,
                 sector_confidence: confidence,
+                stage_margin: margin,
                 offers: profile.offers.clone(),
                 needs: profile.needs.clone(),
                 // Public funders and research foundations named "… Fund" are partners.

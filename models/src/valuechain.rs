@@ -22,6 +22,8 @@ pub struct ValueChain {
     by_division: HashMap<String, usize>,
     /// `coefficients[supplier * n + buyer]`.
     coefficients: Vec<f32>,
+    /// `flows[supplier * n + buyer]`: £ million a year (which way goods mostly go).
+    flows: Vec<f32>,
 }
 
 /// The strongest supply relation between two firms' sectors.
@@ -45,21 +47,28 @@ pub fn table() -> &'static ValueChain {
 impl ValueChain {
     fn load() -> ValueChain {
         let mut reader = csv::Reader::from_reader(IO_CSV.as_bytes());
-        let rows: Vec<(String, String, f32)> = reader
+        let rows: Vec<(String, String, f32, f32)> = reader
             .records()
             .map(|record| {
                 let record = record.expect("the shipped input-output table is valid CSV");
-                (record[0].to_string(), record[1].to_string(), record[3].parse().expect("coefficient is a number"))
+                (
+                    record[0].to_string(),
+                    record[1].to_string(),
+                    record[3].parse().expect("coefficient is a number"),
+                    record[2].parse().expect("flow is a number"),
+                )
             })
             .collect();
-        let mut codes: Vec<String> = rows.iter().flat_map(|(s, b, _)| [s.clone(), b.clone()]).collect();
+        let mut codes: Vec<String> = rows.iter().flat_map(|(s, b, _, _)| [s.clone(), b.clone()]).collect();
         codes.sort();
         codes.dedup();
         let position: HashMap<&str, usize> = codes.iter().enumerate().map(|(i, c)| (c.as_str(), i)).collect();
         let n = codes.len();
         let mut coefficients = vec![0.0; n * n];
-        for (supplier, buyer, coefficient) in &rows {
+        let mut flows = vec![0.0; n * n];
+        for (supplier, buyer, coefficient, flow) in &rows {
             coefficients[position[supplier.as_str()] * n + position[buyer.as_str()]] = *coefficient;
+            flows[position[supplier.as_str()] * n + position[buyer.as_str()]] = *flow;
         }
         let mut by_division = HashMap::new();
         for (row, code) in codes.iter().enumerate() {
@@ -76,7 +85,7 @@ impl ValueChain {
                 }
             }
         }
-        ValueChain { codes, by_division, coefficients }
+        ValueChain { codes, by_division, coefficients, flows }
     }
 
     /// Table row of any normalised NACE code (class, group or division).
@@ -99,6 +108,13 @@ impl ValueChain {
     /// Share of `buyer`'s output made of `supplier`'s products (rows of the table).
     pub fn coefficient(&self, supplier: usize, buyer: usize) -> f32 {
         self.coefficients[supplier * self.codes.len() + buyer]
+    }
+
+    /// Yearly value of `supplier`'s products bought by `buyer` (£ million, rows of
+    /// the table): where two sectors supply each other, the larger flow says which
+    /// way the chain runs.
+    pub fn flow(&self, supplier: usize, buyer: usize) -> f32 {
+        self.flows[supplier * self.codes.len() + buyer]
     }
 
     /// The strongest supplier/customer relation between two sets of table rows,

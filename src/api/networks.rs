@@ -16,7 +16,7 @@ use crate::api::recommend::{engine_error, parse_json_body};
 use crate::api::{X_CACHE, blocking};
 use crate::app::AppState;
 use crate::error::ApiError;
-use crate::networks::{NetworkError, NetworkRequest};
+use crate::networks::{NetworkError, NetworkRequest, NetworkResponse};
 
 /// Smallest network a cluster programme funds.
 const MIN_NETWORK: usize = 5;
@@ -82,7 +82,8 @@ pub struct Requirements {
 }
 
 #[utoipa::path(post, path = "/v1/networks", tag = "recommendations", request_body = NetworkBody,
-    responses((status = 200, description = "the best network and alternatives, as JSON or CSV (Accept: text/csv)"),
+    responses((status = 200, body = NetworkResponse,
+            description = "the best network and alternatives, as JSON or CSV (Accept: text/csv; one row per member with its role, stage and chain position). Each network is a value chain: `chain` lists its stages upstream first (covered ones and gaps, each with its position and members), every member carries its `stage` and `position`, and `links` has one entry per pair of members that supply, complement or have worked with each other, drawn from → to with its reasons"),
         (status = 400), (status = 422, description = "invalid or unsatisfiable constraints, with the reason")))]
 pub async fn create(
     state: web::Data<AppState>,
@@ -107,7 +108,7 @@ pub struct NoParams {}
 
 #[utoipa::path(get, path = "/v1/firms/{id}/network", tag = "recommendations",
     params(("id" = String, Path, description = "firm id")),
-    responses((status = 200, description = "the network of 5-8 around the firm, as JSON or CSV (Accept: text/csv); `x-cache` says precomputed (by the batch refresh), hit or miss"),
+    responses((status = 200, body = NetworkResponse, description = "the network of 5-8 around the firm, as JSON or CSV (Accept: text/csv); `x-cache` says precomputed (by the batch refresh), hit or miss"),
         (status = 400, description = "a query parameter was given; this endpoint takes none"),
         (status = 404), (status = 422, description = "no network can be built around the firm, with the reason")))]
 pub async fn around(
@@ -326,6 +327,7 @@ fn validate(body: NetworkBody) -> Result<NetworkRequest, ApiError> {
         return Err(ApiError::invalid("k_candidates", "k_candidates must be from 20 to 500"));
     }
     Ok(NetworkRequest {
+        objective: Default::default(),
         anchors,
         opportunity,
         min,
@@ -345,7 +347,8 @@ fn validate(body: NetworkBody) -> Result<NetworkRequest, ApiError> {
 }
 
 /// One row per member of every network, with the network's rank first so a
-/// spreadsheet can filter by it. Works on the JSON form, so a cached answer
+/// spreadsheet can filter by it, and the member's role, stage and position in
+/// the chain (1 = most upstream; empty when its stage is unknown). Works on the JSON form, so a cached answer
 /// converts without recomputing.
 fn to_csv(response: &serde_json::Value) -> String {
     let mut writer = csv::Writer::from_writer(Vec::new());
@@ -359,6 +362,8 @@ fn to_csv(response: &serde_json::Value) -> String {
             "kind",
             "country",
             "role",
+            "stage",
+            "position",
             "score",
             "reasons",
         ])
@@ -383,6 +388,8 @@ fn to_csv(response: &serde_json::Value) -> String {
                 text(&member["kind"]),
                 text(&member["country"]),
                 text(&member["role"]),
+                text(&member["stage"]),
+                text(&member["position"]),
                 text(&member["score"]),
                 reasons.join("; "),
             ];
