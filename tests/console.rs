@@ -10,6 +10,11 @@
 //! they truly cannot be installed it sets `KLYNGE_SKIP_BROWSER_TEST=1` and says so;
 //! only then does this test skip (loudly). The network view's screenshot is saved
 //! to `target/console-network.png` (or `$KLYNGE_CONSOLE_SCREENSHOT`).
+//!
+//! With `KLYNGE_CONSOLE_URL` set (e.g. `http://127.0.0.1:8080`, a running
+//! `klynge serve --demo`), the same walk runs against that service instead, with
+//! the demo's opportunity: "assistive-living homes for the elderly" in the
+//! Nordic countries (that is how the README's screenshot is made).
 
 mod common;
 
@@ -143,8 +148,16 @@ async fn console_in_headless_chromium() {
              (it installs chromium and chromium-driver) or `apt-get install chromium chromium-driver`."
         );
     };
-    let app = TestApp::builder().read_key().spawn().await;
-    app.load_catalogue().await;
+    // The fixture catalogue behind a read key, or an outside service.
+    let (_app, walk_plan) = match std::env::var("KLYNGE_CONSOLE_URL") {
+        Ok(base) => (None, Plan::demo(base.trim_end_matches('/'))),
+        Err(_) => {
+            let app = TestApp::builder().read_key().spawn().await;
+            app.load_catalogue().await;
+            let plan = Plan::fixture(&app.base_url);
+            (Some(app), plan)
+        }
+    };
     let downloads = tempfile::tempdir().expect("download directory");
 
     let mut connected = None;
@@ -165,13 +178,13 @@ async fn console_in_headless_chromium() {
     }
     let browser = connected.expect("connected");
     let session = browser.session_id().await.expect("session id").expect("a session");
-    let outcome = walk(&browser, &app, downloads.path()).await;
+    let outcome = walk(&browser, &walk_plan, downloads.path()).await;
     let console = read_log(&driver, &session, "browser").await;
     let network = read_log(&driver, &session, "performance").await;
     let _ = browser.close().await;
 
     // Every request the page made went to the service itself (or stayed in the page).
-    let origin = format!("{}/", app.base_url);
+    let origin = format!("{}/", walk_plan.base);
     let mut requested = Vec::new();
     let mut failed = Vec::new();
     for entry in &network {
@@ -204,23 +217,61 @@ async fn console_in_headless_chromium() {
 }
 
 /// The manager's walk; a panic inside is carried out so the logs are still read.
-async fn walk(browser: &Client, app: &TestApp, downloads: &Path) -> Result<(), Box<dyn std::any::Any + Send>> {
-    use futures_util::FutureExt;
-    std::panic::AssertUnwindSafe(steps(browser, app, downloads)).catch_unwind().await
+/// What the walk types, and where.
+struct Plan {
+    base: String,
+    /// The read key the service will ask for, if it asks.
+    key: Option<&'static str>,
+    search: &'static str,
+    opportunity: &'static str,
+    countries: &'static str,
+    per_country: &'static str,
 }
 
-async fn steps(browser: &Client, app: &TestApp, downloads: &Path) {
+impl Plan {
+    fn fixture(base: &str) -> Plan {
+        Plan {
+            base: base.to_string(),
+            key: Some(READ_KEY),
+            search: "dairy",
+            opportunity: "organic dairy products in recyclable packaging delivered through a traceable cold chain",
+            countries: "DK, SE",
+            per_country: "4",
+        }
+    }
+
+    fn demo(base: &str) -> Plan {
+        Plan {
+            base: base.to_string(),
+            key: None,
+            search: "elderly care",
+            opportunity: "assistive-living homes for the elderly: sensors, care robotics, housing",
+            countries: "DK, SE, NO, FI, IS",
+            per_country: "3",
+        }
+    }
+}
+
+async fn walk(browser: &Client, plan: &Plan, downloads: &Path) -> Result<(), Box<dyn std::any::Any + Send>> {
+    use futures_util::FutureExt;
+    std::panic::AssertUnwindSafe(steps(browser, plan, downloads)).catch_unwind().await
+}
+
+async fn steps(browser: &Client, plan: &Plan, downloads: &Path) {
     // The page itself is open although reads need a key.
-    browser.goto(&app.url("/")).await.expect("open the console");
+    browser.goto(&format!("{}/", plan.base)).await.expect("open the console");
     browser.wait().for_element(Locator::Css("#find-q")).await.expect("the search form");
 
     // Find: the API answers 401, the page asks for the key, then shows results.
-    type_into(browser, "#find-q", "dairy").await;
+    type_into(browser, "#find-q", plan.search).await;
     browser.find(Locator::Css("#find-kind")).await.unwrap().select_by_value("company").await.unwrap();
     click(browser, "#find-form button[type=submit]").await;
-    wait_until(browser, "the key prompt", 10, "return document.getElementById('key-dialog').open", |v| v == true).await;
-    type_into(browser, "#key-input", READ_KEY).await;
-    click(browser, "#key-form button[value=save]").await;
+    if let Some(key) = plan.key {
+        wait_until(browser, "the key prompt", 10, "return document.getElementById('key-dialog').open", |v| v == true)
+            .await;
+        type_into(browser, "#key-input", key).await;
+        click(browser, "#key-form button[value=save]").await;
+    }
     let hits = wait_until(
         browser,
         "search results",
@@ -252,16 +303,11 @@ async fn steps(browser: &Client, app: &TestApp, downloads: &Path) {
     // Build a network for an opportunity.
     click(browser, "a[data-nav=network]").await;
     browser.wait().for_element(Locator::Css("#net-opportunity")).await.unwrap();
-    type_into(
-        browser,
-        "#net-opportunity",
-        "organic dairy products in recyclable packaging delivered through a traceable cold chain",
-    )
-    .await;
+    type_into(browser, "#net-opportunity", plan.opportunity).await;
     type_into(browser, "#net-max", "7").await;
     type_into(browser, "#net-k-academic", "1").await;
-    type_into(browser, "#net-countries", "DK, SE").await;
-    type_into(browser, "#net-cap", "4").await;
+    type_into(browser, "#net-countries", plan.countries).await;
+    type_into(browser, "#net-cap", plan.per_country).await;
     click(browser, "#net-submit").await;
     let rows = wait_until(browser, "the proposed network", 20, MEMBER_ROWS, |v| {
         v.as_array().is_some_and(|rows| rows.len() >= 5)
@@ -355,4 +401,32 @@ async fn steps(browser: &Client, app: &TestApp, downloads: &Path) {
     browser.set_window_size(768, 1000).await.unwrap();
     let overflow = browser.execute("return document.documentElement.scrollWidth - window.innerWidth", vec![]).await;
     assert!(overflow.unwrap().as_i64() <= Some(0), "the page fits 768 px");
+}
+
+/// Without a browser: the page and its assets are served from the binary, open
+/// although reads need a key, with a policy that lets them load nothing from
+/// another host, and every asset the page names exists.
+#[tokio::test]
+async fn console_assets_are_served_open_and_self_contained() {
+    let app = TestApp::builder().read_key().spawn().await;
+    let page = app.get("/").await;
+    page.assert_status(200);
+    assert!(page.header("content-type").unwrap_or_default().starts_with("text/html"), "{page:?}");
+    let policy = page.header("content-security-policy").unwrap_or_default().to_string();
+    assert!(policy.contains("default-src 'self'") && policy.contains("connect-src 'self'"), "{policy}");
+    let assets: Vec<&str> = page.body.split('"').filter(|part| part.starts_with("/console/")).collect();
+    assert_eq!(assets.len(), 2, "the page names its script and style: {assets:?}");
+    for asset in assets {
+        let reply = app.get(asset).await;
+        reply.assert_status(200);
+        let expected = if asset.ends_with(".js") { "text/javascript" } else { "text/css" };
+        assert!(reply.header("content-type").unwrap_or_default().starts_with(expected), "{asset}: {reply:?}");
+        // The SVG namespace is a name, not an address the browser fetches.
+        let text = reply.body.replace("'http://www.w3.org/2000/svg'", "");
+        assert!(!text.contains("http://") && !text.contains("https://"), "{asset} names no other host");
+    }
+    assert!(!page.body.contains("http://") && !page.body.contains("https://"), "the page names no other host");
+    // The API behind it still wants the key.
+    app.get("/v1/firms?q=dairy").await.assert_error(401, "unauthorized");
+    app.get("/console/missing.js").await.assert_error(404, "not_found");
 }
