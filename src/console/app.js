@@ -424,20 +424,26 @@
 
   // ---------------------------------------------------------------- drawing
 
-  // The columns of a network: the stages in the order the API gives (upstream
-  // first, `stages`), falling back on `stages_covered`; gaps (`gaps`, else
-  // `stages_missing`) become dashed columns; members whose stage is not listed
-  // get a column of their own, and members with no stage a last "role unknown" one.
+  // The columns of a network: its value chain in the order the API gives,
+  // upstream first (`chain`: covered stages and gaps, each with its position),
+  // else `stages` or `stages_covered` with `gaps` / `stages_missing` as dashed
+  // columns; members whose stage is not listed get a column of their own, and
+  // members with no stage a last "role unknown" one.
   function chainColumns(network) {
     const stageName = (s) => (typeof s === 'string' ? s : s && (s.stage || s.name)) || null;
     const columns = [];
-    const add = (name, gap) => {
-      if (name && !columns.some((c) => c.name === name)) columns.push({ name, gap, members: [] });
+    const add = (name, gap, reason) => {
+      if (name && !columns.some((c) => c.name === name)) columns.push({ name, gap, reason, members: [] });
     };
+    const chain = Array.isArray(network.chain) ? network.chain : null;
+    if (chain) {
+      const ordered = [...chain].sort((a, b) => (a.position || 0) - (b.position || 0));
+      for (const c of ordered) add(stageName(c), !!c.gap, c.reason || null);
+    }
     const stages = Array.isArray(network.stages) ? network.stages : network.stages_covered || [];
     for (const s of stages) add(stageName(s), false);
     const gaps = Array.isArray(network.gaps) ? network.gaps : network.stages_missing || [];
-    for (const g of gaps) {
+    for (const g of chain ? [] : gaps) {
       const name = stageName(g);
       if (!name || columns.some((c) => c.name === name)) {
         const existing = columns.find((c) => c.name === name);
@@ -451,7 +457,10 @@
     const unknown = { name: 'role unknown', gap: false, members: [] };
     for (const member of network.members || []) {
       let stage = member.stage || null;
-      if (!stage && Number.isInteger(member.position) && columns[member.position]) stage = columns[member.position].name;
+      // `position` counts chain columns from 1 (upstream).
+      if (!stage && chain && Number.isInteger(member.position) && columns[member.position - 1]) {
+        stage = columns[member.position - 1].name;
+      }
       if (stage) {
         add(stage, false);
         const column = columns.find((c) => c.name === stage);
@@ -466,11 +475,12 @@
   }
 
   function linkReason(link) {
-    return link.reason || link.detail || link.relation || 'linked';
+    const text = (value) => (value && typeof value === 'object' ? value.text || value.detail || '' : value || '');
+    return text(link.reason) || text(link.detail) || link.relation || 'linked';
   }
 
   function linkDirected(link) {
-    return link.relation !== 'worked_together' && link.directed !== false;
+    return typeof link.directed === 'boolean' ? link.directed : link.relation !== 'worked_together';
   }
 
   function shortName(name, max) {
@@ -501,7 +511,9 @@
     const nodes = svg('g', { class: 'nodes' });
     columns.forEach((column, i) => {
       const x = 20 + i * COL_W;
-      canvas.append(svg('rect', { x: x - 8, y: 4, width: COL_W - 12, height: height - 8, rx: 8, class: column.gap ? 'column gap' : 'column' }));
+      const band = svg('rect', { x: x - 8, y: 4, width: COL_W - 12, height: height - 8, rx: 8, class: column.gap ? 'column gap' : 'column' });
+      if (column.gap) band.append(svg('title', { text: `missing stage: ${column.name}${column.reason ? ' — ' + column.reason : ''}` }));
+      canvas.append(band);
       const label = svg('text', { x: x + NODE_W / 2, y: 24, class: 'column-title', 'text-anchor': 'middle' });
       label.textContent = shortName(column.name, 26);
       canvas.append(label);
@@ -522,7 +534,7 @@
         });
         node.append(svg('title', { text: label }));
         node.append(svg('rect', { x, y, width: NODE_W, height: NODE_H, rx: 6, class: 'node-box' }));
-        node.append(svg('text', { x: x + 8, y: y + 20, class: 'node-name', text: shortName(member.name, 21) }));
+        node.append(svg('text', { x: x + 8, y: y + 20, class: 'node-name', text: shortName(member.name, 20) }));
         node.append(svg('text', { x: x + 8, y: y + 38, class: 'node-meta', text: [member.kind, member.country, status].filter(Boolean).join(' · ') }));
         nodes.append(node);
       });
@@ -648,6 +660,7 @@
     return el('p', { class: 'legend' }, 'Colours: ',
       KINDS.map((k) => [kindBadge(k), ' ']),
       el('span', { class: 'legend-line supplies' }, '→ supplies'), ' ',
+      el('span', { class: 'legend-line complements' }, '→ offers what the other needs'), ' ',
       el('span', { class: 'legend-line worked_together' }, '⇢ worked together'), ' ',
       el('span', { class: 'legend-gap' }, 'dashed column: missing stage'));
   }
@@ -658,7 +671,7 @@
     const box = el('div', { class: 'network' });
     const members = network.members || [];
     const columns = chainColumns(network);
-    const gapNames = columns.filter((c) => c.gap).map((c) => c.name);
+    const gapNames = columns.filter((c) => c.gap).map((c) => (c.reason ? `${c.name} (${c.reason})` : c.name));
     box.append(el('p', { class: 'summary' },
       `${members.length} members · score ${number(network.score, 2)} · stages ${columns.filter((c) => !c.gap).length}`,
       gapNames.length ? ` · missing: ${gapNames.join(', ')}` : ''));
