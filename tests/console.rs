@@ -397,6 +397,24 @@ async fn steps(browser: &Client, plan: &Plan, downloads: &Path) {
     let drawn: Vec<String> = again.iter().map(|(id, _)| id.clone()).collect();
     assert_eq!(first_network, drawn, "the CSV holds the network on the page");
 
+    // A draft saved in the browser is listed with the link that rebuilds it.
+    click(browser, "#net-save").await;
+    click(browser, "a[data-nav=drafts]").await;
+    let drafts = wait_until(
+        browser,
+        "the saved draft",
+        5,
+        "return [...document.querySelectorAll('#drafts-list li.draft a')].map(a => a.getAttribute('href'))",
+        |v| v.as_array().is_some_and(|a| !a.is_empty()),
+    )
+    .await;
+    assert!(drafts[0].as_str().is_some_and(|href| href.contains("request=")), "{drafts}");
+    browser.back().await.unwrap();
+    wait_until(browser, "the network view again", 5, "return !document.getElementById('view-network').hidden", |v| {
+        v == true
+    })
+    .await;
+
     // Tablet width: nothing but the drawing (in its own scroller) is wider than the window.
     browser.set_window_size(768, 1000).await.unwrap();
     let overflow = browser.execute("return document.documentElement.scrollWidth - window.innerWidth", vec![]).await;
