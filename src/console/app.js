@@ -487,6 +487,7 @@
     return name.length > max ? name.slice(0, max - 1) + '…' : name;
   }
 
+  let clipCount = 0;
   const COL_W = 224;
   const NODE_W = 172;
   const NODE_H = 50;
@@ -533,9 +534,12 @@
           'aria-label': label, 'data-id': member.id,
         });
         node.append(svg('title', { text: label }));
+        // Long names are cut at the box's edge (the full name is in the label and tooltip).
+        const clip = 'clip-' + (++clipCount);
+        node.append(svg('clipPath', { id: clip }, svg('rect', { x: x + 4, y, width: NODE_W - 8, height: NODE_H })));
         node.append(svg('rect', { x, y, width: NODE_W, height: NODE_H, rx: 6, class: 'node-box' }));
-        node.append(svg('text', { x: x + 8, y: y + 20, class: 'node-name', text: shortName(member.name, 20) }));
-        node.append(svg('text', { x: x + 8, y: y + 38, class: 'node-meta', text: [member.kind, member.country, status].filter(Boolean).join(' · ') }));
+        node.append(svg('text', { x: x + 8, y: y + 20, class: 'node-name', 'clip-path': `url(#${clip})`, text: shortName(member.name, 24) }));
+        node.append(svg('text', { x: x + 8, y: y + 38, class: 'node-meta', 'clip-path': `url(#${clip})`, text: [member.kind, member.country, status].filter(Boolean).join(' · ') }));
         nodes.append(node);
       });
     });
