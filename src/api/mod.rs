@@ -18,6 +18,7 @@ use crate::app::AppState;
 use crate::error::ApiError;
 
 pub mod collaborations;
+pub mod console;
 pub mod docs;
 pub mod feedback;
 pub mod firms;
@@ -76,7 +77,8 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/health/live", web::get().to(health::live))
         .route("/health/ready", web::get().to(health::ready))
         .route("/metrics", web::get().to(health::metrics))
-        .configure(docs::routes);
+        .configure(docs::routes)
+        .configure(console::routes);
 }
 
 /// Runs blocking work (tantivy, model scoring) on the blocking pool so that async

@@ -1,0 +1,450 @@
+//! The console (`/`) in a real browser: headless Chromium from the distribution,
+//! driven over WebDriver (fantoccini → chromedriver), against the real
+//! application with read keys on. It walks what a cluster manager does — give a
+//! key when asked, search, open a firm, build a network for an opportunity, lock
+//! one member and exclude another, ask again, reopen the share link, download the
+//! CSV — and checks the browser saw no console error and asked no host but the
+//! service (Chromium resolves no name at all, and its network log is read back).
+//!
+//! `scripts/test.sh` installs `chromium` and `chromium-driver` when missing. If
+//! they truly cannot be installed it sets `KLYNGE_SKIP_BROWSER_TEST=1` and says so;
+//! only then does this test skip (loudly). The network view's screenshot is saved
+//! to `target/console-network.png` (or `$KLYNGE_CONSOLE_SCREENSHOT`).
+//!
+//! With `KLYNGE_CONSOLE_URL` set (e.g. `http://127.0.0.1:8080`, a running
+//! `klynge serve --demo`), the same walk runs against that service instead, with
+//! the demo's opportunity: "assistive-living homes for the elderly" in the
+//! Nordic countries (that is how the README's screenshot is made).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+
+use common::{READ_KEY, TestApp, free_port};
+
+/// A `chromedriver` child process on a free local port, killed on drop.
+struct ChromeDriver {
+    child: Child,
+    port: u16,
+}
+
+impl ChromeDriver {
+    /// Starts chromedriver, or `None` when it is not installed.
+    fn start() -> Option<ChromeDriver> {
+        let port = free_port();
+        let child = match Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+        {
+            Ok(child) => child,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(error) => panic!("cannot run chromedriver: {error}"),
+        };
+        Some(ChromeDriver { child, port })
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for ChromeDriver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn capabilities(downloads: &Path) -> serde_json::Map<String, Value> {
+    let options = json!({
+        "args": [
+            "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+            "--window-size=1280,900", "--no-proxy-server", "--no-first-run", "--disable-sync",
+            "--disable-background-networking", "--disable-component-update", "--disable-default-apps",
+            // Every host name fails to resolve: a script, font or call to another host cannot load.
+            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+        ],
+        "prefs": {
+            "download.default_directory": downloads.display().to_string(),
+            "download.prompt_for_download": false,
+        },
+    });
+    let mut caps = serde_json::Map::new();
+    caps.insert("browserName".into(), json!("chrome"));
+    caps.insert("goog:chromeOptions".into(), options);
+    caps.insert("goog:loggingPrefs".into(), json!({"browser": "ALL", "performance": "ALL"}));
+    caps
+}
+
+/// The entries of one chromedriver log (`browser` or `performance`) since the last read.
+async fn read_log(driver: &ChromeDriver, session: &str, kind: &str) -> Vec<Value> {
+    let reply: Value = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("http client")
+        .post(format!("{}/session/{session}/se/log", driver.url()))
+        .json(&json!({ "type": kind }))
+        .send()
+        .await
+        .expect("chromedriver answers")
+        .json()
+        .await
+        .expect("log as JSON");
+    reply["value"].as_array().cloned().unwrap_or_else(|| panic!("no {kind} log: {reply}"))
+}
+
+/// Runs `script` (its `return` value as JSON) until `done` accepts it, for at most `seconds`.
+async fn wait_until(browser: &Client, what: &str, seconds: u64, script: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    loop {
+        let value = browser.execute(script, vec![]).await.expect("script runs");
+        if done(&value) {
+            return value;
+        }
+        if Instant::now() > deadline {
+            let status: Value = browser
+                .execute("return [...document.querySelectorAll('.status, .notice')].map(e => e.textContent)", vec![])
+                .await
+                .unwrap_or(Value::Null);
+            panic!("timed out waiting for {what}: last value {value}; page status {status}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn click(browser: &Client, css: &str) {
+    browser.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("no `{css}`: {e}")).click().await.expect("click");
+}
+
+async fn type_into(browser: &Client, css: &str, text: &str) {
+    let input = browser.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("no `{css}`: {e}"));
+    input.clear().await.expect("clear");
+    input.send_keys(text).await.expect("type");
+}
+
+/// Members of the proposed network as drawn in its table: (id, status).
+const MEMBER_ROWS: &str = "return [...document.querySelectorAll('#net-main tr.member')]\
+    .map(r => [r.dataset.id, r.className.replace(/.*status-(\\w+).*/, '$1')])";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_in_headless_chromium() {
+    let Some(driver) = ChromeDriver::start() else {
+        if std::env::var_os("KLYNGE_SKIP_BROWSER_TEST").is_some() {
+            eprintln!(
+                "\n!!!!!!!! SKIPPED: the console's browser test did not run: chromedriver is not installed !!!!!!!!\n"
+            );
+            return;
+        }
+        panic!(
+            "`chromedriver` is not on PATH; the console test needs headless Chromium. Run scripts/test.sh \
+             (it installs chromium and chromium-driver) or `apt-get install chromium chromium-driver`."
+        );
+    };
+    // The fixture catalogue behind a read key, or an outside service.
+    let (_app, walk_plan) = match std::env::var("KLYNGE_CONSOLE_URL") {
+        Ok(base) => (None, Plan::demo(base.trim_end_matches('/'))),
+        Err(_) => {
+            let app = TestApp::builder().read_key().spawn().await;
+            app.load_catalogue().await;
+            let plan = Plan::fixture(&app.base_url);
+            (Some(app), plan)
+        }
+    };
+    let downloads = tempfile::tempdir().expect("download directory");
+
+    let mut connected = None;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while connected.is_none() {
+        match ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(capabilities(downloads.path()))
+            .connect(&driver.url())
+            .await
+        {
+            Ok(client) => connected = Some(client),
+            Err(error) if Instant::now() < deadline => {
+                let _ = error;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(error) => panic!("no WebDriver session with chromedriver: {error}"),
+        }
+    }
+    let browser = connected.expect("connected");
+    let session = browser.session_id().await.expect("session id").expect("a session");
+    let outcome = walk(&browser, &walk_plan, downloads.path()).await;
+    let console = read_log(&driver, &session, "browser").await;
+    let network = read_log(&driver, &session, "performance").await;
+    let _ = browser.close().await;
+
+    // Every request the page made went to the service itself (or stayed in the page).
+    let origin = format!("{}/", walk_plan.base);
+    let mut requested = Vec::new();
+    let mut failed = Vec::new();
+    for entry in &network {
+        let message: Value = serde_json::from_str(entry["message"].as_str().unwrap_or("{}")).unwrap_or(Value::Null);
+        let params = &message["message"]["params"];
+        match message["message"]["method"].as_str() {
+            Some("Network.requestWillBeSent") => {
+                requested.push(params["request"]["url"].as_str().unwrap_or("").to_string())
+            }
+            Some("Network.loadingFailed") if params["canceled"] != true => failed.push(params.clone()),
+            _ => {}
+        }
+    }
+    assert!(requested.iter().any(|url| url.contains("/v1/networks")), "the network log was read: {requested:?}");
+    let foreign: Vec<&String> = requested
+        .iter()
+        .filter(|url| !(url.starts_with(&origin) || url.starts_with("data:") || url.starts_with("blob:")))
+        .collect();
+    assert!(foreign.is_empty(), "requests to another host: {foreign:?}");
+    assert!(failed.is_empty(), "failed requests: {failed:?}");
+    // The 401 the first search meets is the API's answer, not a page error: the
+    // browser logs it as a failed resource, which is the only message allowed.
+    let errors: Vec<&Value> = console
+        .iter()
+        .filter(|e| e["level"] == "SEVERE" || e["level"] == "WARNING")
+        .filter(|e| !e["message"].as_str().unwrap_or("").contains("status of 401"))
+        .collect();
+    assert!(errors.is_empty(), "browser console errors: {errors:?}");
+    outcome.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+}
+
+/// The manager's walk; a panic inside is carried out so the logs are still read.
+/// What the walk types, and where.
+struct Plan {
+    base: String,
+    /// The read key the service will ask for, if it asks.
+    key: Option<&'static str>,
+    search: &'static str,
+    opportunity: &'static str,
+    countries: &'static str,
+    per_country: &'static str,
+}
+
+impl Plan {
+    fn fixture(base: &str) -> Plan {
+        Plan {
+            base: base.to_string(),
+            key: Some(READ_KEY),
+            search: "dairy",
+            opportunity: "organic dairy products in recyclable packaging delivered through a traceable cold chain",
+            countries: "DK, SE",
+            per_country: "4",
+        }
+    }
+
+    fn demo(base: &str) -> Plan {
+        Plan {
+            base: base.to_string(),
+            key: None,
+            search: "elderly care",
+            opportunity: "assistive-living homes for the elderly: sensors, care robotics, housing",
+            countries: "DK, SE, NO, FI, IS",
+            per_country: "3",
+        }
+    }
+}
+
+async fn walk(browser: &Client, plan: &Plan, downloads: &Path) -> Result<(), Box<dyn std::any::Any + Send>> {
+    use futures_util::FutureExt;
+    std::panic::AssertUnwindSafe(steps(browser, plan, downloads)).catch_unwind().await
+}
+
+async fn steps(browser: &Client, plan: &Plan, downloads: &Path) {
+    // The page itself is open although reads need a key.
+    browser.goto(&format!("{}/", plan.base)).await.expect("open the console");
+    browser.wait().for_element(Locator::Css("#find-q")).await.expect("the search form");
+
+    // Find: the API answers 401, the page asks for the key, then shows results.
+    type_into(browser, "#find-q", plan.search).await;
+    browser.find(Locator::Css("#find-kind")).await.unwrap().select_by_value("company").await.unwrap();
+    click(browser, "#find-form button[type=submit]").await;
+    if let Some(key) = plan.key {
+        wait_until(browser, "the key prompt", 10, "return document.getElementById('key-dialog').open", |v| v == true)
+            .await;
+        type_into(browser, "#key-input", key).await;
+        click(browser, "#key-form button[value=save]").await;
+    }
+    let hits = wait_until(
+        browser,
+        "search results",
+        15,
+        "return [...document.querySelectorAll('#find-results li a')].map(a => a.getAttribute('href'))",
+        |v| v.as_array().is_some_and(|a| !a.is_empty()),
+    )
+    .await;
+    let status = browser.find(Locator::Css("#find-status")).await.unwrap().text().await.unwrap();
+    assert!(status.contains("match"), "{status}");
+    assert!(
+        browser.execute("return !!document.querySelector('#find-results .snippet b')", vec![]).await.unwrap() == true,
+        "snippets highlight the matched words"
+    );
+
+    // A firm's page: profile, collaborations, partners and the network around it.
+    let first = hits[0].as_str().unwrap().to_string();
+    click(browser, &format!("#find-results a[href='{first}']")).await;
+    wait_until(
+        browser,
+        "the firm's page",
+        20,
+        "return [document.querySelectorAll('#firm-profile dt').length, document.querySelectorAll('#firm-partners li').length, \
+         document.querySelectorAll('#around-net svg .node').length]",
+        |v| v[0].as_u64() > Some(2) && v[1].as_u64() > Some(0) && v[2].as_u64() >= Some(5),
+    )
+    .await;
+
+    // Build a network for an opportunity.
+    click(browser, "a[data-nav=network]").await;
+    browser.wait().for_element(Locator::Css("#net-opportunity")).await.unwrap();
+    type_into(browser, "#net-opportunity", plan.opportunity).await;
+    type_into(browser, "#net-max", "7").await;
+    type_into(browser, "#net-k-academic", "1").await;
+    type_into(browser, "#net-countries", plan.countries).await;
+    type_into(browser, "#net-cap", plan.per_country).await;
+    click(browser, "#net-submit").await;
+    let rows = wait_until(browser, "the proposed network", 20, MEMBER_ROWS, |v| {
+        v.as_array().is_some_and(|rows| rows.len() >= 5)
+    })
+    .await;
+    let nodes = browser.execute("return document.querySelectorAll('#net-main svg.chain .node').length", vec![]).await;
+    assert_eq!(nodes.unwrap().as_u64(), Some(rows.as_array().unwrap().len() as u64), "every member is drawn");
+    let columns =
+        browser.execute("return document.querySelectorAll('#net-main svg.chain .column-title').length", vec![]);
+    assert!(columns.await.unwrap().as_u64() >= Some(2), "stages are columns");
+
+    // A node tells its stage and links when pointed at; arrow keys move between nodes.
+    let node = browser.find(Locator::Css("#net-main svg.chain .node")).await.unwrap();
+    node.click().await.unwrap();
+    let tip =
+        browser.execute("const t = document.getElementById('tooltip'); return t.hidden ? '' : t.textContent", vec![]);
+    assert!(tip.await.unwrap().as_str().is_some_and(|t| t.contains("stage")), "a node shows the member's details");
+    let focused = "return document.activeElement.closest('svg .node') ? document.activeElement.dataset.id : null";
+    let before = browser.execute(focused, vec![]).await.unwrap();
+    assert!(before.is_string(), "a clicked node has the focus");
+    node.send_keys("\u{E014}").await.unwrap(); // ArrowRight: the next stage's first member
+    let after = browser.execute(focused, vec![]).await.unwrap();
+    assert!(after.is_string() && after != before, "the arrow key moved the focus: {before} -> {after}");
+
+    // Lock one member, exclude another, ask again.
+    let rows: Vec<(String, String)> = serde_json::from_value(rows).unwrap();
+    let proposed: Vec<&String> = rows.iter().filter(|(_, status)| status == "proposed").map(|(id, _)| id).collect();
+    assert!(proposed.len() >= 2, "{rows:?}");
+    let (locked, excluded) = (proposed[0].clone(), proposed[proposed.len() - 1].clone());
+    click(browser, &format!("#net-main tr[data-id='{locked}'] button.lock")).await;
+    click(browser, &format!("#net-main tr[data-id='{excluded}'] button.exclude")).await;
+    click(browser, "#net-again").await;
+    let again = wait_until(browser, "the network asked again", 20, MEMBER_ROWS, |v| {
+        v.as_array().is_some_and(|rows| rows.iter().any(|r| r[0] == locked.as_str() && r[1] == "locked"))
+    })
+    .await;
+    let again: Vec<(String, String)> = serde_json::from_value(again).unwrap();
+    assert!(again.len() >= 5, "{again:?}");
+    assert!(again.iter().all(|(id, _)| *id != excluded), "{excluded} is excluded: {again:?}");
+
+    // The address is the share link: opened afresh it rebuilds the same request.
+    let link = browser.current_url().await.unwrap().to_string();
+    assert!(link.contains("request="), "{link}");
+    browser.goto("about:blank").await.unwrap();
+    browser.goto(&link).await.unwrap();
+    let shared = wait_until(browser, "the shared network", 20, MEMBER_ROWS, |v| {
+        v.as_array().is_some_and(|rows| rows.len() >= 5)
+    })
+    .await;
+    let shared: Vec<(String, String)> = serde_json::from_value(shared).unwrap();
+    assert_eq!(shared, again, "the share link rebuilds the same network");
+    let locked_chips = browser.find(Locator::Css("#net-locked")).await.unwrap().text().await.unwrap();
+    assert!(!locked_chips.contains("none"), "the lock came back with the link: {locked_chips}");
+
+    // Alternatives side by side.
+    click(browser, "#net-compare").await;
+    wait_until(browser, "alternatives", 5, "return document.querySelectorAll('#net-alts-grid .alt').length", |v| {
+        v.as_u64() >= Some(2)
+    })
+    .await;
+
+    // Screenshot of the network view at 1280 px.
+    browser.execute("document.getElementById('net-result').scrollIntoView()", vec![]).await.unwrap();
+    let png = browser.screenshot().await.expect("screenshot");
+    let target = std::env::var_os("KLYNGE_CONSOLE_SCREENSHOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target").join("console-network.png"));
+    if let Some(dir) = target.parent() {
+        std::fs::create_dir_all(dir).expect("screenshot directory");
+    }
+    std::fs::write(&target, png).expect("save the screenshot");
+
+    // CSV download: the network's rows, with the lock kept and the exclusion honoured.
+    click(browser, "#net-csv").await;
+    let file = downloads.join("network.csv");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !file.exists() {
+        assert!(Instant::now() < deadline, "network.csv was not downloaded");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut reader = csv::Reader::from_path(&file).expect("the CSV");
+    let headers = reader.headers().expect("header row").clone();
+    assert_eq!(&headers[0], "network");
+    let id_column = headers.iter().position(|h| h == "id").expect("an id column");
+    let first_network: Vec<String> =
+        reader.records().map(|r| r.expect("row")).filter(|r| &r[0] == "0").map(|r| r[id_column].to_string()).collect();
+    let drawn: Vec<String> = again.iter().map(|(id, _)| id.clone()).collect();
+    assert_eq!(first_network, drawn, "the CSV holds the network on the page");
+
+    // A draft saved in the browser is listed with the link that rebuilds it.
+    click(browser, "#net-save").await;
+    click(browser, "a[data-nav=drafts]").await;
+    let drafts = wait_until(
+        browser,
+        "the saved draft",
+        5,
+        "return [...document.querySelectorAll('#drafts-list li.draft a')].map(a => a.getAttribute('href'))",
+        |v| v.as_array().is_some_and(|a| !a.is_empty()),
+    )
+    .await;
+    assert!(drafts[0].as_str().is_some_and(|href| href.contains("request=")), "{drafts}");
+    browser.back().await.unwrap();
+    wait_until(browser, "the network view again", 5, "return !document.getElementById('view-network').hidden", |v| {
+        v == true
+    })
+    .await;
+
+    // Tablet width: nothing but the drawing (in its own scroller) is wider than the window.
+    browser.set_window_size(768, 1000).await.unwrap();
+    let overflow = browser.execute("return document.documentElement.scrollWidth - window.innerWidth", vec![]).await;
+    assert!(overflow.unwrap().as_i64() <= Some(0), "the page fits 768 px");
+}
+
+/// Without a browser: the page and its assets are served from the binary, open
+/// although reads need a key, with a policy that lets them load nothing from
+/// another host, and every asset the page names exists.
+#[tokio::test]
+async fn console_assets_are_served_open_and_self_contained() {
+    let app = TestApp::builder().read_key().spawn().await;
+    let page = app.get("/").await;
+    page.assert_status(200);
+    assert!(page.header("content-type").unwrap_or_default().starts_with("text/html"), "{page:?}");
+    let policy = page.header("content-security-policy").unwrap_or_default().to_string();
+    assert!(policy.contains("default-src 'self'") && policy.contains("connect-src 'self'"), "{policy}");
+    let assets: Vec<&str> = page.body.split('"').filter(|part| part.starts_with("/console/")).collect();
+    assert_eq!(assets.len(), 2, "the page names its script and style: {assets:?}");
+    for asset in assets {
+        let reply = app.get(asset).await;
+        reply.assert_status(200);
+        let expected = if asset.ends_with(".js") { "text/javascript" } else { "text/css" };
+        assert!(reply.header("content-type").unwrap_or_default().starts_with(expected), "{asset}: {reply:?}");
+        // The SVG namespace is a name, not an address the browser fetches.
+        let text = reply.body.replace("'http://www.w3.org/2000/svg'", "");
+        assert!(!text.contains("http://") && !text.contains("https://"), "{asset} names no other host");
+    }
+    assert!(!page.body.contains("http://") && !page.body.contains("https://"), "the page names no other host");
+    // The API behind it still wants the key.
+    app.get("/v1/firms?q=dairy").await.assert_error(401, "unauthorized");
+    app.get("/console/missing.js").await.assert_error(404, "not_found");
+}
