@@ -411,9 +411,16 @@ pub fn role_stage(meta: &FirmMeta) -> Option<&'static str> {
         Kind::University => Some("education & research"),
         Kind::Research => Some("research & development"),
         Kind::Public => Some("public administration"),
-        Kind::Company | Kind::Other => {
+        Kind::Company => {
             let sector = meta.sectors.first()?;
             (!meta.sectors_inferred || meta.stage_margin >= SECTOR_CONFIDENCE).then(|| valuechain::stage(sector))
+        }
+        // Associations, surveys, cluster bodies: a sector guessed from their text
+        // says what they work on, not what they make or sell (the Geological
+        // Survey of Denmark is not a leather maker), so only a stated one counts.
+        Kind::Other => {
+            let sector = meta.sectors.first()?;
+            (!meta.sectors_inferred).then(|| valuechain::stage(sector))
         }
     }
 }
@@ -598,6 +605,15 @@ mod tests {
             domain: None,
             name_key: String::new(),
         }
+    }
+
+    #[test]
+    fn other_organisations_take_no_stage_from_a_guessed_sector() {
+        let survey = meta(Kind::Other, &["C15"], true, 0.9);
+        assert_eq!(role_stage(&survey), None);
+        assert!(role(&survey).starts_with("role unknown"), "{}", role(&survey));
+        let stated = meta(Kind::Other, &["C15"], false, 1.0);
+        assert_eq!(role_stage(&stated), Some("manufacturing"));
     }
 
     #[test]
