@@ -7,6 +7,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
+use crate::api::contract::Contract;
 use crate::api::{collaborations, firms, health, jobs, networks, recommend};
 
 #[derive(OpenApi)]
@@ -19,7 +20,7 @@ use crate::api::{collaborations, firms, health, jobs, networks, recommend};
         networks::create, networks::around, jobs::refresh, jobs::get,
         health::live, health::ready, health::metrics,
     ),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &Contract),
 )]
 pub struct ApiDoc;
 

@@ -18,6 +18,7 @@ use crate::app::AppState;
 use crate::error::ApiError;
 
 pub mod collaborations;
+pub mod contract;
 pub mod docs;
 pub mod firms;
 pub mod health;
