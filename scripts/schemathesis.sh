@@ -37,7 +37,7 @@ ST_VERSION=4.32.5
 SEED=${ST_SEED:-17}
 MAX_TIME=${ST_MAX_TIME:-180}
 READY_TIMEOUT=${READY_TIMEOUT:-1200}
-BIN=${KLYNGE_BIN:-$ROOT/target/debug/klynge}
+BIN=$(realpath -m "${KLYNGE_BIN:-$ROOT/target/debug/klynge}")
 VENV=${ST_VENV:-$ROOT/target/schemathesis-venv}
 KEY=schemathesis-write-key
 
@@ -49,7 +49,13 @@ if [[ ! -x $BIN ]]; then
 fi
 if ! "$VENV/bin/st" --version 2>/dev/null | grep -qF "$ST_VERSION"; then
   say "installing schemathesis==$ST_VERSION into $VENV"
-  python3 -m venv "$VENV"
+  if ! python3 -m venv --clear "$VENV" >/dev/null 2>&1; then
+    # Debian and Ubuntu ship venv's pip bootstrap separately.
+    sudo_cmd=""
+    [[ $(id -u) -ne 0 ]] && sudo_cmd=sudo
+    $sudo_cmd apt-get update -qq && $sudo_cmd apt-get install -y -qq python3-venv >/dev/null
+    python3 -m venv --clear "$VENV"
+  fi
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$ST_VERSION"
 fi
 
@@ -89,6 +95,7 @@ say "ready after $((SECONDS - started)) s; running schemathesis for at most ${MA
 
 mkdir -p "$REPORTS"
 status=0
+cd "$WORK"  # schemathesis keeps its cache in ./.schemathesis
 "$VENV/bin/st" --config-file "$ROOT/scripts/schemathesis.toml" run "$BASE/openapi.json" \
   --phases examples,coverage,fuzzing,stateful \
   --checks all \

@@ -27,3 +27,9 @@ echo "== cargo clippy" >&2
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test" >&2
 cargo test --workspace --locked "$@"
+# The outside-client check: schemathesis against the demo service, using the
+# debug binary `cargo test` just built (no extra build). SKIP_SCHEMATHESIS=1 skips it.
+if [[ -z ${SKIP_SCHEMATHESIS:-} ]]; then
+    echo "== schemathesis" >&2
+    KLYNGE_BIN=target/debug/klynge scripts/schemathesis.sh
+fi

@@ -35,8 +35,7 @@ pub struct ErrorDetail {
     /// (`size.min`, `anchor`, `require.kinds.company`).
     pub field: Option<String>,
     /// Machine-readable specifics: `unknown_ids`, `reason`, `line`, `job_id`, or
-    /// the per-field errors of a profile.
-    #[schema(value_type = Option<Object>)]
+    /// the per-field errors of a profile or a bulk load (a list).
     pub details: Option<serde_json::Value>,
 }
 
@@ -566,7 +565,11 @@ impl Modify for Contract {
                 }
                 if let Some(RefOr::T(response)) = operation.responses.responses.get_mut(*status) {
                     for (name, operation_id) in links.iter() {
-                        let link = Link::builder().operation_id(*operation_id).parameter("id", *from).build();
+                        let mut link = Link::builder().parameter("id", *from).build();
+                        // utoipa 5.5 writes `Link::operation_id` as `operation_id`, which
+                        // no client reads; the extensions map is written as given.
+                        link.extensions =
+                            Some([("operationId", serde_json::json!(operation_id))].into_iter().collect());
                         response.links.insert(name.to_string(), RefOr::T(link));
                     }
                 }
@@ -599,9 +602,11 @@ mod tests {
         ids.sort();
         ids.dedup();
         assert_eq!(ids.len(), count, "duplicate operation ids: {ids:?}");
-        for (_, _, _, links, _) in LINKS {
-            for (_, target) in links.iter() {
+        for (method, path, status, links, _) in LINKS {
+            for (name, target) in links.iter() {
                 assert!(ids.iter().any(|id| id == target), "link to unknown operation {target}");
+                let link = &spec["paths"][path][method]["responses"][status]["links"][name];
+                assert_eq!(link["operationId"], *target, "{method} {path} {status} {name}: {link}");
             }
         }
     }

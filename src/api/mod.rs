@@ -63,9 +63,10 @@ pub fn routes(config: &mut web::ServiceConfig) {
                 .service(web::resource("/collaborations").route(web::post().to(collaborations::create)))
                 .service(web::resource("/collaborations/{id}").route(web::get().to(collaborations::get))),
         )
-        .route("/health/live", web::get().to(health::live))
-        .route("/health/ready", web::get().to(health::ready))
-        .route("/metrics", web::get().to(health::metrics))
+        // Resources, so another method gets 405 with `Allow`, as on `/v1`.
+        .service(web::resource("/health/live").route(web::get().to(health::live)))
+        .service(web::resource("/health/ready").route(web::get().to(health::ready)))
+        .service(web::resource("/metrics").route(web::get().to(health::metrics)))
         .configure(docs::routes);
 }
 
