@@ -4,15 +4,18 @@
 # service and its spec disagree. It starts `klynge serve --demo` with a write key
 # on a free port (data in a temporary dir), waits for /health/ready to say 200,
 # and runs the examples, coverage, fuzzing and stateful phases with every check,
-# authenticated, from a fixed seed, within a time budget. It fails on any
-# schemathesis failure and on any panic in the service log.
+# authenticated, from a fixed seed, within a time budget. Then a client generated
+# from the same spec (openapi-python-client) calls search, partners and networks
+# (scripts/generated_client_check.py). It fails on any schemathesis failure, a
+# failed client call, or any panic in the service log.
 #
 #   scripts/schemathesis.sh                  # uses target/debug/klynge (built when missing)
 #   KLYNGE_BIN=target/release/klynge scripts/schemathesis.sh
 #   ST_MAX_TIME=600 ST_SEED=7 scripts/schemathesis.sh
 #
-# Settings (environment): KLYNGE_BIN, ST_VENV (where schemathesis is installed;
-# default target/schemathesis-venv), ST_SEED=17, ST_MAX_TIME=180 (seconds for the
+# Settings (environment): KLYNGE_BIN, ST_VENV (where schemathesis and the client
+# generator are installed;
+# default target/schemathesis-venv), ST_SEED=17, ST_MAX_TIME=240 (seconds for the
 # whole schemathesis run; fuzzing and stateful repeat until it is spent),
 # READY_TIMEOUT=1200 (seconds the first model fit of the demo catalogue may take:
 # minutes in a debug build on a loaded machine), ST_REPORT_DIR (junit + ndjson
@@ -34,8 +37,9 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ST_VERSION=4.32.5
+CLIENT_GENERATOR_VERSION=0.29.1
 SEED=${ST_SEED:-17}
-MAX_TIME=${ST_MAX_TIME:-180}
+MAX_TIME=${ST_MAX_TIME:-240}
 READY_TIMEOUT=${READY_TIMEOUT:-1200}
 BIN=$(realpath -m "${KLYNGE_BIN:-$ROOT/target/debug/klynge}")
 VENV=${ST_VENV:-$ROOT/target/schemathesis-venv}
@@ -47,7 +51,8 @@ if [[ ! -x $BIN ]]; then
   say "building $BIN"
   (cd "$ROOT" && cargo build --bin klynge)
 fi
-if ! "$VENV/bin/st" --version 2>/dev/null | grep -qF "$ST_VERSION"; then
+if ! "$VENV/bin/st" --version 2>/dev/null | grep -qF "$ST_VERSION" \
+  || ! "$VENV/bin/openapi-python-client" --version 2>/dev/null | grep -qF "$CLIENT_GENERATOR_VERSION"; then
   say "installing schemathesis==$ST_VERSION into $VENV"
   if ! python3 -m venv --clear "$VENV" >/dev/null 2>&1; then
     # Debian and Ubuntu ship venv's pip bootstrap separately.
@@ -56,7 +61,8 @@ if ! "$VENV/bin/st" --version 2>/dev/null | grep -qF "$ST_VERSION"; then
     $sudo_cmd apt-get update -qq && $sudo_cmd apt-get install -y -qq python3-venv >/dev/null
     python3 -m venv --clear "$VENV"
   fi
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$ST_VERSION"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$ST_VERSION" \
+    "openapi-python-client==$CLIENT_GENERATOR_VERSION"
 fi
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/klynge-schemathesis.XXXXXX")
@@ -108,6 +114,22 @@ cd "$WORK"  # schemathesis keeps its cache in ./.schemathesis
   --output-truncate false \
   || status=$?
 
+# A client generated from the same spec (openapi-python-client) calls search,
+# partners and networks, as a portal front-end would.
+client_line="generated client: not run"
+if (( status == 0 )); then
+  rm -rf "$WORK/client" && mkdir -p "$WORK/client"
+  if (cd "$WORK/client" && "$VENV/bin/openapi-python-client" generate --url "$BASE/openapi.json" --meta none \
+        --output-path klynge_client >"$WORK/client-generate.log" 2>&1) \
+    && client_line=$("$VENV/bin/python" "$ROOT/scripts/generated_client_check.py" "$BASE" "$KEY" "$WORK/client" 2>&1); then
+    say "$client_line"
+  else
+    echo "$client_line" >&2
+    client_line="generated client: FAIL"
+    status=1
+  fi
+fi
+
 panics=$(grep -c -e 'panicked at' -e 'handler panicked' "$LOG" || true)
 server_errors=$(grep -c '"status":5[0-9][0-9]' "$LOG" || true)
 if (( status != 0 || panics > 0 )); then
@@ -117,5 +139,5 @@ if (( status != 0 || panics > 0 )); then
   cleanup
   exit 1
 fi
-echo "schemathesis: PASS (seed $SEED, ${MAX_TIME}s budget, 0 failures, 0 panics, $server_errors 5xx in the service log)"
+echo "schemathesis: PASS (seed $SEED, ${MAX_TIME}s budget, 0 failures, 0 panics, $server_errors 5xx in the service log; $client_line)"
 rm -rf "$WORK"

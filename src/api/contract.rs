@@ -325,9 +325,11 @@ const OPERATION_IDS: &[(&str, &str, &str)] = &[
     ("get", "/metrics", "metrics"),
 ];
 
-/// (method, path, status) of a response → links from it: (name, operation id,
-/// parameter `id` taken from).
-const LINKS: &[(&str, &str, &str, &[(&str, &str)], &str)] = &[
+/// (method, path, status) of a response → links from it: (name, operation id),
+/// and where the target's `id` parameter is taken from.
+type LinkSpec = (&'static str, &'static str, &'static str, &'static [(&'static str, &'static str)], &'static str);
+
+const LINKS: &[LinkSpec] = &[
     (
         "put",
         "/v1/firms/{id}",
