@@ -236,7 +236,8 @@ pub struct ProfileFields {
     /// Language of the texts: en (default) or da.
     #[schema(value_type = Option<String>, pattern = "^(en|da)$")]
     pub language: Option<String>,
-    /// Accepted so a profile read back can be sent again; the service sets it.
+    /// Accepted so a profile read back can be sent again; ignored: the service
+    /// sets it.
     pub updated_at: Option<String>,
 }
 

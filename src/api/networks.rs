@@ -38,7 +38,9 @@ pub struct NetworkBody {
     /// The business opportunity in words (this, `anchor`, or both).
     #[schema(max_length = 5000)]
     opportunity: Option<String>,
+    #[serde(default, deserialize_with = "object_or_null")]
     size: Option<SizeRange>,
+    #[serde(default, deserialize_with = "object_or_null")]
     require: Option<Requirements>,
     /// Allowed countries (ISO alpha-2); empty = any.
     #[serde(default)]
@@ -65,6 +67,24 @@ pub struct NetworkBody {
     /// Candidates considered for the set selection (default 100, 20..=500).
     #[schema(minimum = 20, maximum = 500)]
     k_candidates: Option<usize>,
+}
+
+/// `size` and `require` must be JSON objects (or null): serde would otherwise
+/// also read a struct from an array (`"size": [5, 8]`), which the spec does not
+/// allow and a caller would not mean.
+fn object_or_null<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    use serde::de::Error;
+    match Option::<serde_json::Value>::deserialize(deserializer)? {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(value @ serde_json::Value::Object(_)) => serde_path_to_error::deserialize(value)
+            .map(Some)
+            .map_err(|error| D::Error::custom(format!("{}: {}", error.path(), error.inner()))),
+        Some(_) => Err(D::Error::custom("invalid type: expected an object")),
+    }
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
