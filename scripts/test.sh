@@ -45,3 +45,11 @@ echo "== cargo clippy" >&2
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test" >&2
 cargo test --workspace --locked "$@"
+# The outside-client check: schemathesis against the demo service, using the
+# debug binary `cargo test` just built (no extra build). Opt-in for now
+# (SCHEMATHESIS=1): it has passed in two sittings against a fitted demo service
+# but not yet as one timed run within the CI budget.
+if [[ -n ${SCHEMATHESIS:-} ]]; then
+    echo "== schemathesis" >&2
+    KLYNGE_BIN=target/debug/klynge scripts/schemathesis.sh
+fi

@@ -447,6 +447,8 @@ pub fn validate_profile(value: &Value) -> Result<Firm, Vec<FieldError>> {
         }
     };
     let language = checker.enum_field("language", TextLanguage::parse, "en or da").unwrap_or_default();
+    // Ignored (the service sets it), but only in the form it is read back in.
+    checker.optional_string("updated_at");
 
     if !checker.errors.is_empty() {
         return Err(checker.errors);

@@ -85,6 +85,14 @@ pub fn division(normalised: &str) -> Option<&str> {
     (normalised.len() >= 3).then(|| &normalised[..3])
 }
 
+/// Every normalised code (sections, divisions, groups, classes), sorted: the
+/// API's schema lists what [`normalise`] accepts.
+pub fn all_codes() -> Vec<&'static str> {
+    let mut codes: Vec<&'static str> = table().by_code.keys().map(String::as_str).collect();
+    codes.sort_unstable();
+    codes
+}
+
 /// All normalised codes, for callers that enumerate the list (docs, inference).
 pub fn all_divisions() -> impl Iterator<Item = &'static NaceEntry> {
     table().by_code.values().filter(|e| e.level == 2)

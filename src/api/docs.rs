@@ -7,6 +7,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
+use crate::api::contract::Contract;
 use crate::api::{collaborations, feedback, firms, health, jobs, networks, recommend};
 
 #[derive(OpenApi)]
@@ -20,7 +21,7 @@ use crate::api::{collaborations, feedback, firms, health, jobs, networks, recomm
         feedback::create, feedback::list, feedback::get, feedback::delete,
         health::live, health::ready, health::metrics,
     ),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &Contract),
 )]
 pub struct ApiDoc;
 

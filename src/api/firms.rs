@@ -158,21 +158,29 @@ pub async fn delete(state: web::Data<AppState>, path: web::Path<String>) -> Resu
 #[into_params(parameter_in = Query)]
 pub struct SearchParams {
     /// Full-text query (tantivy syntax; stray symbols are tolerated).
+    #[param(max_length = 1000)]
     q: Option<String>,
     /// company | university | research | public | other
+    #[param(value_type = Option<crate::api::contract::KindName>)]
     kind: Option<String>,
     /// ISO 3166-1 alpha-2
+    #[param(value_type = Option<crate::api::contract::CountryCode>)]
     country: Option<String>,
     /// NUTS code or prefix (`DK04`, `DK`)
+    #[param(value_type = Option<crate::api::contract::RegionCode>)]
     region: Option<String>,
     /// NACE code or prefix (`C10`, `C10.51`, `10.51`)
+    #[param(value_type = Option<crate::api::contract::NaceCode>)]
     sector: Option<String>,
     /// micro | small | medium | large
+    #[param(value_type = Option<crate::api::contract::SizeName>)]
     size: Option<String>,
     sme: Option<bool>,
     /// 1..=100, default 20
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<usize>,
     /// 0..=10000, default 0
+    #[param(minimum = 0, maximum = 10000)]
     offset: Option<usize>,
 }
 
@@ -188,7 +196,7 @@ pub struct SearchResponse {
 pub struct SearchHitBody {
     id: String,
     name: String,
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::api::contract::KindName)]
     kind: Kind,
     #[serde(skip_serializing_if = "Option::is_none")]
     country: Option<String>,

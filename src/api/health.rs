@@ -12,12 +12,14 @@ use crate::api::blocking;
 use crate::app::AppState;
 use crate::error::ApiError;
 
-#[utoipa::path(get, path = "/health/live", tag = "health", responses((status = 200)))]
+#[utoipa::path(get, path = "/health/live", tag = "health", responses((status = 200, body = Object)))]
 pub async fn live() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "live" }))
 }
 
-#[utoipa::path(get, path = "/health/ready", tag = "health", responses((status = 200), (status = 503)))]
+#[utoipa::path(get, path = "/health/ready", tag = "health",
+    responses((status = 200, body = Object, description = "ready: index, model and cache state"),
+        (status = 503, body = Object, description = "starting: the first model is being fitted (same body, `status: starting`)")))]
 pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let engine = state.engine.clone();
     let (firms, generation) = blocking(move || Ok((engine.index().num_firms()?, engine.index().generation()))).await?;

@@ -19,6 +19,7 @@ use crate::error::ApiError;
 
 pub mod collaborations;
 pub mod console;
+pub mod contract;
 pub mod docs;
 pub mod feedback;
 pub mod firms;
@@ -74,9 +75,10 @@ pub fn routes(config: &mut web::ServiceConfig) {
                         .route(web::delete().to(feedback::delete)),
                 ),
         )
-        .route("/health/live", web::get().to(health::live))
-        .route("/health/ready", web::get().to(health::ready))
-        .route("/metrics", web::get().to(health::metrics))
+        // Resources, so another method gets 405 with `Allow`, as on `/v1`.
+        .service(web::resource("/health/live").route(web::get().to(health::live)))
+        .service(web::resource("/health/ready").route(web::get().to(health::ready)))
+        .service(web::resource("/metrics").route(web::get().to(health::metrics)))
         .configure(docs::routes)
         .configure(console::routes);
 }

@@ -33,34 +33,68 @@ const MAX_SECTOR_RULES: usize = 20;
 pub struct NetworkBody {
     /// Firms that must be in the network.
     #[serde(default)]
+    #[schema(value_type = Vec<crate::api::contract::FirmId>, max_items = 50)]
     anchor: Vec<String>,
-    /// The business opportunity in words.
+    /// The business opportunity in words (this, `anchor`, or both).
+    #[schema(max_length = 5000)]
     opportunity: Option<String>,
+    #[serde(default, deserialize_with = "object_or_null")]
     size: Option<SizeRange>,
+    #[serde(default, deserialize_with = "object_or_null")]
     require: Option<Requirements>,
     /// Allowed countries (ISO alpha-2); empty = any.
     #[serde(default)]
+    #[schema(value_type = Vec<crate::api::contract::CountryCode>, max_items = 100)]
     countries: Vec<String>,
     /// Allowed NUTS regions or prefixes; empty = any.
     #[serde(default)]
+    #[schema(value_type = Vec<crate::api::contract::RegionCode>, max_items = 100)]
     regions: Vec<String>,
+    /// At least 1; with `countries`, `countries × max_per_country` must hold `size.min`.
+    #[schema(minimum = 1)]
     max_per_country: Option<usize>,
     /// Firms that must stay in the network.
     #[serde(default)]
+    #[schema(value_type = Vec<crate::api::contract::FirmId>, max_items = 50)]
     lock: Vec<String>,
-    /// Firms never proposed.
+    /// Firms never proposed; none may also be in `anchor` or `lock`.
     #[serde(default)]
+    #[schema(value_type = Vec<crate::api::contract::FirmId>, max_items = 1000)]
     exclude: Vec<String>,
     /// How many other networks to return (default 3, at most 10).
+    #[schema(minimum = 0, maximum = 10)]
     alternatives: Option<usize>,
     /// Candidates considered for the set selection (default 100, 20..=500).
+    #[schema(minimum = 20, maximum = 500)]
     k_candidates: Option<usize>,
+}
+
+/// `size` and `require` must be JSON objects (or null): serde would otherwise
+/// also read a struct from an array (`"size": [5, 8]`), which the spec does not
+/// allow and a caller would not mean.
+fn object_or_null<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    use serde::de::Error;
+    match Option::<serde_json::Value>::deserialize(deserializer)? {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(value @ serde_json::Value::Object(_)) => serde_path_to_error::deserialize(value)
+            .map(Some)
+            .map_err(|error| D::Error::custom(format!("{}: {}", error.path(), error.inner()))),
+        Some(_) => Err(D::Error::custom("invalid type: expected an object")),
+    }
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SizeRange {
+    /// At least 5 (default 5); at most `max`.
+    #[schema(minimum = 5, maximum = 50)]
     min: Option<usize>,
+    /// At most 50 (default the larger of `min` and 8).
+    #[schema(minimum = 5, maximum = 50)]
     max: Option<usize>,
 }
 
@@ -71,13 +105,16 @@ pub struct Requirements {
     /// `academic` (university or research).
     #[serde(default)]
     kinds: BTreeMap<String, usize>,
-    /// Minimum SMEs.
+    /// Minimum SMEs (at most `size.max`).
+    #[schema(maximum = 50)]
     sme: Option<usize>,
     /// Sector codes or prefixes each covered by a member.
     #[serde(default)]
+    #[schema(value_type = Vec<crate::api::contract::NaceCode>, max_items = 20)]
     sectors: Vec<String>,
     /// Value-chain stages each covered by a member.
     #[serde(default)]
+    #[schema(value_type = Vec<crate::api::contract::StageName>, max_items = 14)]
     stages: Vec<String>,
 }
 

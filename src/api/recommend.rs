@@ -27,18 +27,26 @@ const MAX_K: usize = 200;
 #[into_params(parameter_in = Query)]
 pub struct PartnerParams {
     /// How many partners, 1..=200 (default 20).
+    #[param(minimum = 1, maximum = 200)]
     k: Option<usize>,
+    #[param(value_type = Option<crate::api::contract::KindName>)]
     kind: Option<String>,
+    #[param(value_type = Option<crate::api::contract::CountryCode>)]
     country: Option<String>,
     /// NUTS code or prefix.
+    #[param(value_type = Option<crate::api::contract::RegionCode>)]
     region: Option<String>,
     /// NACE code or prefix.
+    #[param(value_type = Option<crate::api::contract::NaceCode>)]
     sector: Option<String>,
+    #[param(value_type = Option<crate::api::contract::SizeName>)]
     size: Option<String>,
     sme: Option<bool>,
-    /// Comma-separated firm ids never to propose.
+    /// Comma-separated firm ids never to propose (at most 1000).
+    #[param(pattern = r"^ *([A-Za-z0-9._:-]{1,128})? *(, *([A-Za-z0-9._:-]{1,128})? *)*$")]
     exclude: Option<String>,
     /// Lowest score to return, 0..1.
+    #[param(minimum = 0.0, maximum = 1.0)]
     min_score: Option<f32>,
     /// `supplier`, `customer` or `any` (default): the side of the value chain.
     relation: Option<String>,
@@ -51,19 +59,29 @@ pub struct PartnerParams {
 #[serde(deny_unknown_fields)]
 pub struct ShortlistBody {
     /// What the network should do, e.g. "low-carbon housing".
+    #[schema(min_length = 1, max_length = 5000, pattern = r"\S")]
     opportunity: String,
     /// Firms the shortlist is for (they are never proposed).
     #[serde(default)]
+    #[schema(value_type = Vec<crate::api::contract::FirmId>, max_items = 50)]
     anchor: Vec<String>,
+    #[schema(minimum = 1, maximum = 200)]
     k: Option<usize>,
+    #[schema(value_type = Option<crate::api::contract::KindName>)]
     kind: Option<String>,
+    #[schema(value_type = Option<crate::api::contract::CountryCode>)]
     country: Option<String>,
+    #[schema(value_type = Option<crate::api::contract::RegionCode>)]
     region: Option<String>,
+    #[schema(value_type = Option<crate::api::contract::NaceCode>)]
     sector: Option<String>,
+    #[schema(value_type = Option<crate::api::contract::SizeName>)]
     size: Option<String>,
     sme: Option<bool>,
     #[serde(default)]
+    #[schema(value_type = Vec<crate::api::contract::FirmId>, max_items = 1000)]
     exclude: Vec<String>,
+    #[schema(minimum = 0.0, maximum = 1.0)]
     min_score: Option<f32>,
     /// `supplier`, `customer` or `any` (default).
     relation: Option<String>,

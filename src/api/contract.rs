@@ -1,0 +1,657 @@
+//! The parts of the OpenAPI contract that no single handler owns: the error
+//! body and its stable codes, the statuses every operation shares (the
+//! query-string guard, bearer keys, the rate limit, body limits), the bearer
+//! scheme per operation, unique operation ids, the links a stateful client
+//! follows (a written firm → its profile, partners, network; a job → its
+//! status), and the value sets the validation accepts (ids, ISO countries,
+//! NUTS codes, NACE codes, kinds, sizes, value-chain stages), built from the
+//! same tables the validation uses so the two cannot drift.
+//! `scripts/schemathesis.sh` checks the service against the result.
+
+use std::borrow::Cow;
+
+use klynge_models::{Kind, SizeClass, nace, valuechain};
+use serde::Deserialize;
+use utoipa::openapi::link::Link;
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::response::Response;
+use utoipa::openapi::schema::{AllOfBuilder, AnyOfBuilder, ArrayBuilder, ObjectBuilder, Schema, Type};
+use utoipa::openapi::security::SecurityRequirement;
+use utoipa::openapi::{Content, OpenApi, Ref, RefOr};
+use utoipa::{Modify, PartialSchema, ToSchema};
+
+/// Every error answer: `{"error": {"code", "message", "field"?, "details"?}}`.
+#[derive(ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(ToSchema)]
+pub struct ErrorDetail {
+    pub code: ErrorCode,
+    /// For people; may change between versions.
+    pub message: String,
+    /// The offending input by its path in the body or its parameter name
+    /// (`size.min`, `anchor`, `require.kinds.company`).
+    pub field: Option<String>,
+    /// Machine-readable specifics: `unknown_ids`, `reason`, `line`, `job_id`, or
+    /// the per-field errors of a profile or a bulk load (a list).
+    pub details: Option<serde_json::Value>,
+}
+
+/// The stable error codes; callers branch on these, never on the message.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// 400: the query string is not UTF-8 once decoded, or a parameter is unknown or of the wrong type.
+    BadQuery,
+    /// 400: a path segment cannot be read.
+    BadPath,
+    /// 400: the body could not be read.
+    BadBody,
+    /// 400: the body is not well-formed JSON, NDJSON or CSV.
+    MalformedBody,
+    /// 401: no key was presented where one is needed.
+    Unauthorized,
+    /// 403: the key may not do this.
+    Forbidden,
+    /// 403: no write key is configured, so writes are refused.
+    WritesDisabled,
+    /// 404: no such firm, collaboration, job or route.
+    NotFound,
+    /// 409: a refresh is already running (`details.job_id`).
+    RefreshRunning,
+    /// 413: the body is over `server.max_body_bytes`.
+    PayloadTooLarge,
+    /// 414: the query string is over 8 KiB.
+    QueryTooLong,
+    /// 415: the body's content type is not accepted.
+    UnsupportedMediaType,
+    /// 422: a value is invalid, or names ids without a profile, or the constraints cannot be met.
+    ValidationFailed,
+    /// 429: over the per-key rate limit; see `Retry-After`.
+    RateLimited,
+    /// 503: the model is being fitted; retry shortly.
+    Unavailable,
+    /// 500: a fault of the service; the message carries the request id.
+    Internal,
+}
+
+/// A firm (or collaboration) id.
+pub struct FirmId;
+pub const ID_PATTERN: &str = "^[A-Za-z0-9._:-]{1,128}$";
+
+impl PartialSchema for FirmId {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(klynge_models::firm::MAX_ID_LEN))
+            .pattern(Some(ID_PATTERN))
+            .description(Some("1 to 128 letters, digits and . _ : -"))
+            .examples([serde_json::json!("dk-novo-nordisk")])
+            .into()
+    }
+}
+impl ToSchema for FirmId {}
+
+/// An ISO 3166-1 alpha-2 code (upper case here; the service also takes lower case).
+pub struct CountryCode;
+
+impl PartialSchema for CountryCode {
+    fn schema() -> RefOr<Schema> {
+        let codes: Vec<&str> = isocountry::CountryCode::iter().map(|code| code.alpha2()).collect();
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(codes))
+            .description(Some("ISO 3166-1 alpha-2 country code"))
+            .into()
+    }
+}
+impl ToSchema for CountryCode {}
+
+/// A NUTS code or prefix (`DK`, `DK04`, `FR101`), either case.
+pub struct RegionCode;
+pub const REGION_PATTERN: &str = "^[A-Za-z]{2}[A-Za-z0-9]{0,3}$";
+
+impl PartialSchema for RegionCode {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(REGION_PATTERN))
+            .description(Some("NUTS code or prefix: two letters, then up to three letters or digits"))
+            .into()
+    }
+}
+impl ToSchema for RegionCode {}
+
+/// A NACE Rev. 2 code: section letter with or without the numeric code (`C`,
+/// `C10`, `C10.51`), or the numeric code alone (`10.51`).
+pub struct NaceCode;
+
+impl PartialSchema for NaceCode {
+    fn schema() -> RefOr<Schema> {
+        let mut codes: Vec<String> = Vec::new();
+        for code in nace::all_codes() {
+            codes.push(code.to_string());
+            if code.len() > 1 {
+                codes.push(code[1..].to_string());
+            }
+        }
+        codes.sort();
+        codes.dedup();
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(codes))
+            .description(Some("NACE Rev. 2 code or prefix (C10, C10.51 or 10.51); case-insensitive"))
+            .into()
+    }
+}
+impl ToSchema for NaceCode {}
+
+fn string_enum(values: impl IntoIterator<Item = &'static str>, description: &str) -> RefOr<Schema> {
+    ObjectBuilder::new().schema_type(Type::String).enum_values(Some(values)).description(Some(description)).into()
+}
+
+/// company | university | research | public | other
+pub struct KindName;
+impl PartialSchema for KindName {
+    fn schema() -> RefOr<Schema> {
+        string_enum(Kind::ALL.iter().map(|kind| kind.as_str()), "kind of organisation")
+    }
+}
+impl ToSchema for KindName {}
+
+/// micro | small | medium | large
+pub struct SizeName;
+impl PartialSchema for SizeName {
+    fn schema() -> RefOr<Schema> {
+        string_enum(SizeClass::ALL.iter().map(|size| size.as_str()), "EU size class")
+    }
+}
+impl ToSchema for SizeName {}
+
+/// A value-chain stage a network must cover.
+pub struct StageName;
+impl PartialSchema for StageName {
+    fn schema() -> RefOr<Schema> {
+        string_enum(valuechain::STAGES, "value-chain stage")
+    }
+}
+impl ToSchema for StageName {}
+
+/// A non-empty list item of at most 300 characters (offers, needs, tags).
+pub struct ShortText;
+impl PartialSchema for ShortText {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(300))
+            .pattern(Some(r"\S"))
+            .into()
+    }
+}
+impl ToSchema for ShortText {}
+
+/// One profile as `PUT /v1/firms/{id}` takes it (the id comes from the path; a
+/// body `id` is accepted when it equals the path's). `POST /v1/firms` takes a
+/// list of these with `id` required (`FirmProfile`). Unknown fields are refused.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileFields {
+    #[schema(min_length = 1, max_length = 300, pattern = r"\S")]
+    pub name: String,
+    /// Left out: company.
+    #[schema(value_type = Option<KindName>)]
+    pub kind: Option<String>,
+    #[schema(max_length = 20000)]
+    pub description: Option<String>,
+    #[schema(value_type = Option<Vec<ShortText>>, max_items = 100)]
+    pub offers: Option<Vec<String>>,
+    #[schema(value_type = Option<Vec<ShortText>>, max_items = 100)]
+    pub needs: Option<Vec<String>>,
+    #[schema(value_type = Option<Vec<ShortText>>, max_items = 100)]
+    pub tags: Option<Vec<String>>,
+    #[schema(value_type = Option<Vec<ShortText>>, max_items = 20)]
+    pub languages: Option<Vec<String>>,
+    #[schema(value_type = Option<Vec<NaceCode>>, max_items = 20)]
+    pub sectors: Option<Vec<String>>,
+    #[schema(value_type = Option<CountryCode>)]
+    pub country: Option<String>,
+    /// Must lie in `country` when both are given.
+    #[schema(value_type = Option<RegionCode>)]
+    pub region: Option<String>,
+    #[schema(max_length = 300)]
+    pub city: Option<String>,
+    #[schema(max_length = 300)]
+    pub website: Option<String>,
+    pub location: Option<Location>,
+    #[schema(minimum = 0, maximum = 10_000_000)]
+    pub employees: Option<u64>,
+    /// Left out: from `employees`.
+    #[schema(value_type = Option<SizeName>)]
+    pub size: Option<String>,
+    pub sme: Option<bool>,
+    /// Language of the texts: en (default) or da.
+    #[schema(value_type = Option<String>, pattern = "^(en|da)$")]
+    pub language: Option<String>,
+    /// Accepted so a profile read back can be sent again; ignored: the service
+    /// sets it.
+    pub updated_at: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Location {
+    #[schema(minimum = -90.0, maximum = 90.0)]
+    pub lat: f64,
+    #[schema(minimum = -180.0, maximum = 180.0)]
+    pub lon: f64,
+}
+
+/// A stored profile: the fields as sent, plus `updated_at` (and `ties` on `GET`).
+#[derive(ToSchema)]
+pub struct StoredProfile {
+    #[schema(value_type = FirmId)]
+    pub id: String,
+    pub name: String,
+    pub updated_at: String,
+    /// Known collaborations: `{collaboration, title, partners}`.
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub ties: Option<Vec<serde_json::Value>>,
+}
+
+/// A collaboration (a past consortium, a known tie) between firms.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CollaborationBody {
+    #[schema(value_type = FirmId)]
+    pub id: String,
+    #[schema(max_length = 500)]
+    pub title: Option<String>,
+    /// 2 to 500 distinct firm ids, each with a profile.
+    #[schema(value_type = Vec<FirmId>, min_items = 2, max_items = 500)]
+    pub members: Vec<String>,
+}
+
+/// Ranked firms with per-signal contributions and reasons.
+#[derive(ToSchema)]
+pub struct ShortlistResponse {
+    pub generation: u64,
+    pub model_generation: u64,
+    pub candidates_scored: u64,
+    /// Best first; each has at least `id`, `name` and `score`.
+    #[schema(value_type = Vec<Object>)]
+    pub partners: Vec<serde_json::Value>,
+    /// The firm the partners are for (`GET /v1/firms/{id}/partners`).
+    #[schema(value_type = Option<FirmId>)]
+    pub firm: Option<String>,
+}
+
+/// A refresh job.
+#[derive(ToSchema)]
+pub struct JobView {
+    pub id: String,
+    pub kind: String,
+    pub status: String,
+    #[schema(value_type = Object)]
+    pub progress: serde_json::Value,
+}
+
+/// Adds what the handlers' annotations leave to the whole API (see the module
+/// documentation).
+pub struct Contract;
+
+/// Operation ids by method and path: unique (the handlers' function names are
+/// not: three are `get`), and the names links refer to.
+const OPERATION_IDS: &[(&str, &str, &str)] = &[
+    ("get", "/v1/firms", "searchFirms"),
+    ("post", "/v1/firms", "upsertFirms"),
+    ("get", "/v1/firms/{id}", "getFirm"),
+    ("put", "/v1/firms/{id}", "putFirm"),
+    ("delete", "/v1/firms/{id}", "deleteFirm"),
+    ("get", "/v1/firms/{id}/partners", "getPartners"),
+    ("get", "/v1/firms/{id}/network", "getFirmNetwork"),
+    ("post", "/v1/shortlists", "createShortlist"),
+    ("post", "/v1/networks", "createNetwork"),
+    ("post", "/v1/collaborations", "createCollaboration"),
+    ("get", "/v1/collaborations/{id}", "getCollaboration"),
+    ("post", "/v1/admin/train", "train"),
+    ("get", "/v1/admin/model", "getModel"),
+    ("post", "/v1/admin/refresh", "startRefresh"),
+    ("get", "/v1/admin/jobs/{id}", "getJob"),
+    ("get", "/health/live", "live"),
+    ("get", "/health/ready", "ready"),
+    ("get", "/metrics", "metrics"),
+];
+
+/// (method, path, status) of a response → links from it: (name, operation id),
+/// and where the target's `id` parameter is taken from.
+type LinkSpec = (&'static str, &'static str, &'static str, &'static [(&'static str, &'static str)], &'static str);
+
+const LINKS: &[LinkSpec] = &[
+    (
+        "put",
+        "/v1/firms/{id}",
+        "200",
+        &[
+            ("GetFirm", "getFirm"),
+            ("GetPartners", "getPartners"),
+            ("GetFirmNetwork", "getFirmNetwork"),
+            ("DeleteFirm", "deleteFirm"),
+        ],
+        "$response.body#/id",
+    ),
+    (
+        "get",
+        "/v1/firms",
+        "200",
+        &[("GetFirm", "getFirm"), ("GetPartners", "getPartners"), ("GetFirmNetwork", "getFirmNetwork")],
+        "$response.body#/hits/0/id",
+    ),
+    ("post", "/v1/collaborations", "201", &[("GetCollaboration", "getCollaboration")], "$response.body#/id"),
+    ("post", "/v1/admin/refresh", "202", &[("GetJob", "getJob")], "$response.body#/id"),
+];
+
+/// Statuses one operation can return beyond those all share (added in
+/// [`Contract::modify`]): a recommendation answers 503 until the first model is
+/// fitted.
+const EXTRA_STATUSES: &[(&str, &str, &str, &str)] = &[
+    ("get", "/v1/firms/{id}/partners", "503", "unavailable: the model is being fitted; retry shortly"),
+    ("get", "/v1/firms/{id}/network", "503", "unavailable: the model is being fitted; retry shortly"),
+    ("post", "/v1/shortlists", "503", "unavailable: the model is being fitted; retry shortly"),
+    ("post", "/v1/networks", "503", "unavailable: the model is being fitted; retry shortly"),
+    ("get", "/v1/admin/model", "503", "unavailable: no model is fitted yet"),
+    ("post", "/v1/admin/train", "503", "unavailable: the catalogue cannot be fitted"),
+];
+
+/// Success bodies by (method, path, status) → schema component.
+const SUCCESS_SCHEMAS: &[(&str, &str, &str, &str)] = &[
+    ("put", "/v1/firms/{id}", "200", "StoredProfile"),
+    ("get", "/v1/firms/{id}", "200", "StoredProfile"),
+    ("post", "/v1/collaborations", "201", "CollaborationBody"),
+    ("get", "/v1/collaborations/{id}", "200", "CollaborationBody"),
+    ("get", "/v1/firms/{id}/partners", "200", "ShortlistResponse"),
+    ("post", "/v1/shortlists", "200", "ShortlistResponse"),
+    ("post", "/v1/admin/refresh", "202", "JobView"),
+    ("get", "/v1/admin/jobs/{id}", "200", "JobView"),
+];
+
+fn json_content(schema: impl Into<RefOr<Schema>>) -> Content {
+    Content::new(Some(schema.into()))
+}
+
+fn error_response(description: &str) -> RefOr<Response> {
+    let mut response = Response::new(description);
+    response.content.insert("application/json".to_string(), Content::new(Some(Ref::from_schema_name("ErrorBody"))));
+    RefOr::T(response)
+}
+
+fn operations(item: &mut utoipa::openapi::path::PathItem) -> Vec<(&'static str, &mut Operation)> {
+    [
+        ("get", item.get.as_mut()),
+        ("put", item.put.as_mut()),
+        ("post", item.post.as_mut()),
+        ("delete", item.delete.as_mut()),
+        ("patch", item.patch.as_mut()),
+        ("head", item.head.as_mut()),
+        ("options", item.options.as_mut()),
+    ]
+    .into_iter()
+    .filter_map(|(method, operation)| operation.map(|operation| (method, operation)))
+    .collect()
+}
+
+impl Modify for Contract {
+    fn modify(&self, openapi: &mut OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let named: [(Cow<'static, str>, RefOr<Schema>); 10] = [
+            (ErrorBody::name(), ErrorBody::schema()),
+            (ErrorDetail::name(), ErrorDetail::schema()),
+            (ErrorCode::name(), ErrorCode::schema()),
+            (FirmId::name(), FirmId::schema()),
+            (CountryCode::name(), CountryCode::schema()),
+            (RegionCode::name(), RegionCode::schema()),
+            (NaceCode::name(), NaceCode::schema()),
+            (KindName::name(), KindName::schema()),
+            (SizeName::name(), SizeName::schema()),
+            (StageName::name(), StageName::schema()),
+        ];
+        for (name, schema) in named {
+            components.schemas.entry(name.into_owned()).or_insert(schema);
+        }
+        for (name, schema) in [
+            (ShortText::name(), ShortText::schema()),
+            (Location::name(), Location::schema()),
+            (StoredProfile::name(), StoredProfile::schema()),
+            (ProfileFields::name(), ProfileFields::schema()),
+            (CollaborationBody::name(), CollaborationBody::schema()),
+            (ShortlistResponse::name(), ShortlistResponse::schema()),
+            (JobView::name(), JobView::schema()),
+        ] {
+            components.schemas.entry(name.into_owned()).or_insert(schema);
+        }
+        // A profile in a bulk load: the same fields with `id` required.
+        if let Some(RefOr::T(Schema::Object(fields))) = components.schemas.get("ProfileFields") {
+            let mut profile = fields.clone();
+            profile.properties.insert("id".to_string(), Ref::from_schema_name("FirmId").into());
+            profile.required.insert(0, "id".to_string());
+            components.schemas.insert("FirmProfile".to_string(), RefOr::T(Schema::Object(profile)));
+        }
+
+        // `require.kinds`: at most 6 rules, named by kind (or `academic`).
+        if let Some(RefOr::T(Schema::Object(require))) = components.schemas.get_mut("Requirements")
+            && let Some(RefOr::T(Schema::Object(kinds))) = require.properties.get_mut("kinds")
+        {
+            let names = Kind::ALL.iter().map(|kind| kind.as_str()).chain(["academic"]);
+            kinds.max_properties = Some(6);
+            kinds.property_names = Some(Box::new(Schema::Object(
+                ObjectBuilder::new().schema_type(Type::String).enum_values(Some(names)).build(),
+            )));
+        }
+        // A network needs an opportunity text, anchors, or both.
+        if let Some(RefOr::T(Schema::Object(network))) = components.schemas.get("NetworkBody") {
+            let with_text = ObjectBuilder::new()
+                .property("opportunity", ObjectBuilder::new().schema_type(Type::String).pattern(Some(r"\S")))
+                .required("opportunity");
+            let with_anchor = ObjectBuilder::new()
+                .property("anchor", ArrayBuilder::new().items(Ref::from_schema_name("FirmId")).min_items(Some(1)))
+                .required("anchor");
+            let either = AnyOfBuilder::new().item(with_text).item(with_anchor);
+            let body = AllOfBuilder::new().item(Schema::Object(network.clone())).item(either);
+            components.schemas.insert("NetworkBody".to_string(), body.into());
+        }
+
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let api = path.starts_with("/v1/");
+            for (method, operation) in operations(item) {
+                if let Some((_, _, id)) = OPERATION_IDS.iter().find(|(m, p, _)| *m == method && p == path) {
+                    operation.operation_id = Some(id.to_string());
+                } else {
+                    // An operation added without an entry above still gets a unique id.
+                    let slug: String = path.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+                    operation.operation_id = Some(format!("{method}{slug}"));
+                }
+                // Request bodies whose schema is not a Rust type of the handler.
+                let body_schema: Option<RefOr<Schema>> = match (method, path.as_str()) {
+                    ("post", "/v1/firms") => {
+                        Some(ArrayBuilder::new().items(Ref::from_schema_name("FirmProfile")).min_items(Some(1)).into())
+                    }
+                    ("put", "/v1/firms/{id}") => Some(Ref::from_schema_name("ProfileFields").into()),
+                    ("post", "/v1/collaborations") => Some(Ref::from_schema_name("CollaborationBody").into()),
+                    _ => None,
+                };
+                if let (Some(schema), Some(body)) = (body_schema, operation.request_body.as_mut()) {
+                    body.content.clear();
+                    body.content.insert("application/json".to_string(), json_content(schema));
+                    body.required = Some(utoipa::openapi::Required::True);
+                }
+                let responses = &mut operation.responses.responses;
+                for (m, p, status, schema) in SUCCESS_SCHEMAS {
+                    if *m == method
+                        && p == path
+                        && let Some(RefOr::T(response)) = responses.get_mut(*status)
+                    {
+                        response
+                            .content
+                            .insert("application/json".to_string(), json_content(Ref::from_schema_name(*schema)));
+                    }
+                }
+                for (m, p, status, description) in EXTRA_STATUSES {
+                    if *m == method && p == path {
+                        responses.entry(status.to_string()).or_insert_with(|| error_response(description));
+                    }
+                }
+                let mut shared = vec![
+                    (
+                        "400",
+                        "bad_query: the query string is not UTF-8 once decoded, or a parameter is unknown or malformed",
+                    ),
+                    ("414", "query_too_long: the query string is over 8 KiB"),
+                ];
+                if api || path == "/metrics" {
+                    shared.push(("401", "unauthorized: a key is needed and none was sent"));
+                    shared.push(("403", "forbidden / writes_disabled: this key may not do this"));
+                }
+                if api {
+                    shared.push((
+                        "429",
+                        "rate_limited: over `server.rate_limit_per_second` for this key; see Retry-After",
+                    ));
+                }
+                if operation.request_body.is_some() {
+                    shared.push(("400", "malformed_body: the body is not well-formed"));
+                    shared.push(("413", "payload_too_large: the body is over `server.max_body_bytes`"));
+                    shared.push(("415", "unsupported_media_type: the body's content type is not accepted"));
+                }
+                if path.contains("{id}") && !path.starts_with("/v1/admin/") {
+                    shared.push(("422", "validation_failed: the id is not 1 to 128 letters, digits and . _ : -"));
+                }
+                for (status, description) in shared {
+                    responses.entry(status.to_string()).or_insert_with(|| error_response(description));
+                }
+                for (status, response) in responses.iter_mut() {
+                    if let RefOr::T(response) = response
+                        && !status.starts_with('2')
+                        && !status.starts_with('3')
+                        && response.content.is_empty()
+                    {
+                        response.content.insert(
+                            "application/json".to_string(),
+                            Content::new(Some(Ref::from_schema_name("ErrorBody"))),
+                        );
+                    }
+                }
+                if api && operation.security.is_none() {
+                    // Reads are open unless `auth.read_keys` is set: the key is optional.
+                    operation.security = Some(vec![
+                        SecurityRequirement::default(),
+                        SecurityRequirement::new("bearer", Vec::<String>::new()),
+                    ]);
+                }
+                // Ids in paths are firm or collaboration ids (jobs have their own).
+                if path.contains("{id}") && !path.starts_with("/v1/admin/") {
+                    for parameter in operation.parameters.iter_mut().flatten() {
+                        if parameter.name == "id" {
+                            parameter.schema = Some(Ref::from_schema_name("FirmId").into());
+                        }
+                    }
+                }
+            }
+        }
+        for (method, path, status, links, from) in LINKS {
+            let Some(item) = openapi.paths.paths.get_mut(*path) else { continue };
+            for (m, operation) in operations(item) {
+                if m != *method {
+                    continue;
+                }
+                if let Some(RefOr::T(response)) = operation.responses.responses.get_mut(*status) {
+                    for (name, operation_id) in links.iter() {
+                        let mut link = Link::builder().parameter("id", *from).build();
+                        // utoipa 5.5 writes `Link::operation_id` as `operation_id`, which
+                        // no client reads; the extensions map is written as given.
+                        link.extensions =
+                            Some([("operationId", serde_json::json!(operation_id))].into_iter().collect());
+                        response.links.insert(name.to_string(), RefOr::T(link));
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> serde_json::Value {
+        use utoipa::OpenApi as _;
+        serde_json::to_value(crate::api::docs::ApiDoc::openapi()).unwrap()
+    }
+
+    #[test]
+    fn operation_ids_are_unique_and_links_name_real_operations() {
+        let spec = spec();
+        let mut ids = Vec::new();
+        for (_, item) in spec["paths"].as_object().unwrap() {
+            for (_, operation) in item.as_object().unwrap() {
+                if let Some(id) = operation.get("operationId").and_then(|id| id.as_str()) {
+                    ids.push(id.to_string());
+                }
+            }
+        }
+        let count = ids.len();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), count, "duplicate operation ids: {ids:?}");
+        for (method, path, status, links, _) in LINKS {
+            for (name, target) in links.iter() {
+                assert!(ids.iter().any(|id| id == target), "link to unknown operation {target}");
+                let link = &spec["paths"][path][method]["responses"][status]["links"][name];
+                assert_eq!(link["operationId"], *target, "{method} {path} {status} {name}: {link}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_error_status_has_the_error_body() {
+        let spec = spec();
+        for (path, item) in spec["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                for (status, response) in operation["responses"].as_object().unwrap() {
+                    // Readiness answers 503 with its own state body, not an error.
+                    let readiness = path == "/health/ready" && status == "503";
+                    if (status.starts_with('4') || status.starts_with('5')) && !readiness {
+                        assert_eq!(
+                            response["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/ErrorBody",
+                            "{method} {path} {status}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn schemas_accept_what_the_validation_accepts() {
+        let id = regex::Regex::new(ID_PATTERN).unwrap();
+        let region = regex::Regex::new(REGION_PATTERN).unwrap();
+        for text in ["a", "dk-123", "x.y_z:1", &"a".repeat(128), &"a".repeat(129), "", "a b", "é", "a/b"] {
+            assert_eq!(id.is_match(text), klynge_models::check_id(text).is_ok(), "id {text:?}");
+        }
+        for text in ["DK", "dk04", "FR101", "D", "DK0401", "1K", "DKé", "D-1", "EL30"] {
+            assert_eq!(region.is_match(text), klynge_models::normalise_region(text).is_some(), "region {text:?}");
+        }
+        let RefOr::T(Schema::Object(nace_schema)) = NaceCode::schema() else { panic!("an object schema") };
+        let codes = nace_schema.enum_values.unwrap();
+        assert!(codes.len() > 1000, "{} NACE codes", codes.len());
+        for code in &codes {
+            assert!(nace::normalise(code.as_str().unwrap()).is_some(), "{code}");
+        }
+        let RefOr::T(Schema::Object(countries)) = CountryCode::schema() else { panic!("an object schema") };
+        for code in countries.enum_values.unwrap() {
+            assert!(klynge_models::normalise_country(code.as_str().unwrap()).is_some(), "{code}");
+        }
+    }
+}
