@@ -324,7 +324,20 @@ fn json_error(error: serde_path_to_error::Error<serde_json::Error>) -> ApiError 
             ApiError::bad_request("malformed_body", format!("malformed JSON: {inner}"))
         }
         Category::Data => {
-            let text = inner.to_string();
+            let mut text = inner.to_string();
+            let mut path = path;
+            // A nested object read on its own (`networks::object_or_null`) reports
+            // its inner path first: "min: invalid type …" under `size`.
+            if let Some((inner_path, rest)) = text.split_once(": ")
+                && path != "."
+                && !inner_path.is_empty()
+                && inner_path.chars().all(|c| c.is_ascii_alphanumeric() || "_.[]".contains(c))
+            {
+                if inner_path != "." {
+                    path = format!("{path}.{inner_path}");
+                }
+                text = rest.to_string();
+            }
             let named = |prefix: &str| text.strip_prefix(prefix).and_then(|rest| rest.split('`').next());
             // An unknown or missing field is named by serde itself, below the path.
             let field = match named("unknown field `").or_else(|| named("missing field `")) {
