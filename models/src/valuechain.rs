@@ -121,26 +121,7 @@ impl ValueChain {
     /// ignoring a sector's use of its own products (two firms of one sector are
     /// more often competitors than partners).
     pub fn best_link(&self, focal: &[usize], candidate: &[usize]) -> Option<SectorLink> {
-        let mut best: Option<SectorLink> = None;
-        for &f in focal {
-            for &c in candidate {
-                if f == c {
-                    continue;
-                }
-                for (supplier, buyer, candidate_supplies) in [(c, f, true), (f, c, false)] {
-                    let coefficient = self.coefficient(supplier, buyer);
-                    if coefficient > best.as_ref().map_or(0.0, |link| link.coefficient) {
-                        best = Some(SectorLink {
-                            supplier: self.codes[supplier].clone(),
-                            buyer: self.codes[buyer].clone(),
-                            coefficient,
-                            candidate_supplies,
-                        });
-                    }
-                }
-            }
-        }
-        best
+        self.strongest_link(focal, candidate, &[true, false], false)
     }
 
     /// The strongest coefficient between two sets of rows, without building a link.
@@ -171,18 +152,36 @@ impl ValueChain {
         candidate: &[usize],
         candidate_supplies: bool,
     ) -> Option<SectorLink> {
+        self.strongest_link(focal, candidate, &[candidate_supplies], true)
+    }
+
+    /// The strongest link between two sets of rows in the given directions
+    /// (`true`: the candidate supplies), first found wins a tie; `own_use` counts a
+    /// sector buying from itself.
+    fn strongest_link(
+        &self,
+        focal: &[usize],
+        candidate: &[usize],
+        directions: &[bool],
+        own_use: bool,
+    ) -> Option<SectorLink> {
         let mut best: Option<SectorLink> = None;
         for &f in focal {
             for &c in candidate {
-                let (supplier, buyer) = if candidate_supplies { (c, f) } else { (f, c) };
-                let coefficient = self.coefficient(supplier, buyer);
-                if coefficient > best.as_ref().map_or(0.0, |link| link.coefficient) {
-                    best = Some(SectorLink {
-                        supplier: self.codes[supplier].clone(),
-                        buyer: self.codes[buyer].clone(),
-                        coefficient,
-                        candidate_supplies,
-                    });
+                if f == c && !own_use {
+                    continue;
+                }
+                for &candidate_supplies in directions {
+                    let (supplier, buyer) = if candidate_supplies { (c, f) } else { (f, c) };
+                    let coefficient = self.coefficient(supplier, buyer);
+                    if coefficient > best.as_ref().map_or(0.0, |link| link.coefficient) {
+                        best = Some(SectorLink {
+                            supplier: self.codes[supplier].clone(),
+                            buyer: self.codes[buyer].clone(),
+                            coefficient,
+                            candidate_supplies,
+                        });
+                    }
                 }
             }
         }
