@@ -80,7 +80,12 @@ fn spawn_retrainer(
             }
             at_once = false;
             let engine = engine.clone();
-            match tokio::task::spawn_blocking(move || engine.fit()).await {
+            let fitted = tokio::task::spawn_blocking(move || {
+                let fitted = engine.fit();
+                crate::memory::release_free_memory();
+                fitted
+            });
+            match fitted.await {
                 Ok(Ok(_)) => {}
                 Ok(Err(error)) => tracing::error!(%error, "model refit failed; serving the previous model"),
                 Err(error) => tracing::error!(%error, "model refit panicked; serving the previous model"),

@@ -1,16 +1,18 @@
-//! The response cache: one interface, two back-ends. Redis (shared between
-//! replicas) when `cache.redis_url` is set, otherwise an in-process moka cache.
+//! The response cache: an in-process moka cache, bounded in bytes, and Redis
+//! (shared between replicas) in front of it when `cache.redis_url` is set.
 //!
 //! Redis is an optimisation, never a dependency: every Redis call has a timeout,
-//! and any failure counts as a miss (reads) or is dropped (writes), so requests
-//! are still answered, uncached, while Redis is down. A failure opens a circuit
-//! breaker: requests skip Redis at once (no timeout to wait out) while a
-//! background probe pings it every half second and closes the breaker when it
-//! answers. When Redis was down at start-up a background task keeps connecting.
+//! and a failure opens a circuit breaker, so requests skip Redis at once (no
+//! timeout to wait out) while a background probe pings it every half second and
+//! closes the breaker when it answers. When Redis was down at start-up a
+//! background task keeps connecting. While Redis is unavailable, the in-process
+//! cache answers: every answer is also written there (a warm standby), so an
+//! outage costs neither errors nor the hit rate. While Redis is up it alone is
+//! read, so replicas share one cache and flushing Redis really empties it.
 //!
 //! Callers put the index/model generation into every key, so a change makes old
-//! entries unreachable rather than stale. The in-process cache is bounded in
-//! bytes (keys and bodies), and drops a kind's entries of past generations as
+//! entries unreachable rather than stale. The in-process cache counts keys and
+//! bodies against its bound, and drops a kind's entries of past generations as
 //! soon as a newer generation of that kind is asked for.
 
 use std::collections::HashMap;
@@ -27,10 +29,12 @@ use crate::settings::CacheSettings;
 
 #[derive(Clone)]
 pub struct Cache {
-    backend: Backend,
+    /// The whole cache without Redis; the standby with it.
+    memory: MemoryCache<String, Arc<[u8]>>,
+    redis: Option<Arc<RedisBackend>>,
     prefix: Arc<str>,
     ttl: Duration,
-    /// The newest generation asked for, per kind of entry (in-process cache only).
+    /// The newest generation asked for, per kind of entry.
     generations: Arc<Mutex<HashMap<String, String>>>,
 }
 
@@ -41,18 +45,14 @@ const ENTRY_OVERHEAD: usize = 160;
 /// How often a tripped breaker pings Redis to see whether it is back.
 const PROBE_EVERY: Duration = Duration::from_millis(500);
 
-#[derive(Clone)]
-enum Backend {
-    Memory(MemoryCache<String, Arc<[u8]>>),
-    Redis(Arc<RedisBackend>),
-}
-
 struct RedisBackend {
     client: redis::Client,
     manager: RwLock<Option<ConnectionManager>>,
     timeout: Duration,
     /// The circuit breaker: false from a failure until a probe's ping succeeds.
     healthy: AtomicBool,
+    /// False until the first connection is made.
+    connected: AtomicBool,
 }
 
 /// What `/health/ready` reports about the cache.
@@ -68,18 +68,23 @@ impl Cache {
     /// missing server: it starts disconnected and connects in the background.
     pub async fn connect(settings: &CacheSettings) -> Cache {
         let ttl = Duration::from_secs(settings.ttl_seconds);
-        let prefix: Arc<str> = settings.key_prefix.as_str().into();
-        let generations = Arc::default();
+        let memory = MemoryCache::builder()
+            .max_capacity(settings.memory_bytes)
+            .weigher(|key: &String, value: &Arc<[u8]>| {
+                u32::try_from(key.len() + value.len() + ENTRY_OVERHEAD).unwrap_or(u32::MAX)
+            })
+            .support_invalidation_closures()
+            .time_to_live(ttl)
+            .build();
+        let mut cache = Cache {
+            memory,
+            redis: None,
+            prefix: settings.key_prefix.as_str().into(),
+            ttl,
+            generations: Arc::default(),
+        };
         let Some(url) = &settings.redis_url else {
-            let memory = MemoryCache::builder()
-                .max_capacity(settings.memory_bytes)
-                .weigher(|key: &String, value: &Arc<[u8]>| {
-                    u32::try_from(key.len() + value.len() + ENTRY_OVERHEAD).unwrap_or(u32::MAX)
-                })
-                .support_invalidation_closures()
-                .time_to_live(ttl)
-                .build();
-            return Cache { backend: Backend::Memory(memory), prefix, ttl, generations };
+            return cache;
         };
         let client = redis::Client::open(url.expose()).expect("checked when settings were loaded");
         let backend = Arc::new(RedisBackend {
@@ -87,9 +92,10 @@ impl Cache {
             manager: RwLock::new(None),
             timeout: Duration::from_millis(settings.redis_timeout_ms),
             healthy: AtomicBool::new(true),
+            connected: AtomicBool::new(false),
         });
         if !backend.try_connect().await {
-            tracing::warn!("redis is not reachable; answering uncached and reconnecting in the background");
+            tracing::warn!("redis is not reachable; answering from the in-process cache and reconnecting in the background");
             let background = Arc::downgrade(&backend);
             tokio::spawn(async move {
                 loop {
@@ -104,29 +110,28 @@ impl Cache {
                 }
             });
         }
-        Cache { backend: Backend::Redis(backend), prefix, ttl, generations }
+        cache.redis = Some(backend);
+        cache
     }
 
     pub fn backend_name(&self) -> &'static str {
-        match self.backend {
-            Backend::Memory(_) => "memory",
-            Backend::Redis(_) => "redis",
+        match self.redis {
+            None => "memory",
+            Some(_) => "redis",
         }
     }
 
     /// The full key of an entry: prefix, generation, kind, and the caller's key.
     pub fn key(&self, generation: impl std::fmt::Display, kind: &str, request_key: &str) -> String {
         let generation = generation.to_string();
-        if let Backend::Memory(memory) = &self.backend {
-            self.forget_past_generations(memory, &generation, kind);
-        }
+        self.forget_past_generations(&generation, kind);
         format!("{}:g{generation}:{kind}:{request_key}", self.prefix)
     }
 
     /// Entries of a kind's older generations can never be asked for again (keys
     /// carry the generation): drop them now rather than when the byte bound or
     /// their TTL pushes them out.
-    fn forget_past_generations(&self, memory: &MemoryCache<String, Arc<[u8]>>, generation: &str, kind: &str) {
+    fn forget_past_generations(&self, generation: &str, kind: &str) {
         let mut newest = self.generations.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let previous = match newest.get_mut(kind) {
             Some(known) if known == generation => return,
@@ -138,32 +143,30 @@ impl Cache {
         };
         drop(newest);
         let stale = format!("{}:g{previous}:{kind}:", self.prefix);
-        if let Err(error) = memory.invalidate_entries_if(move |key, _| key.starts_with(&stale)) {
+        if let Err(error) = self.memory.invalidate_entries_if(move |key, _| key.starts_with(&stale)) {
             tracing::debug!(%error, "cannot drop past generations' entries");
         }
     }
 
-    /// Bytes held by the in-process cache (keys, bodies and per-entry overhead);
-    /// `None` for Redis.
-    pub fn memory_bytes(&self) -> Option<u64> {
-        match &self.backend {
-            Backend::Memory(memory) => Some(memory.weighted_size()),
-            Backend::Redis(_) => None,
-        }
+    /// Bytes held by the in-process cache (keys, bodies and per-entry overhead).
+    pub fn memory_bytes(&self) -> u64 {
+        self.memory.weighted_size()
     }
 
     /// Lets the in-process cache finish pending evictions and invalidations now
     /// (they otherwise run as a side effect of later reads and writes).
     pub async fn run_pending_tasks(&self) {
-        if let Backend::Memory(memory) = &self.backend {
-            memory.run_pending_tasks().await;
-        }
+        self.memory.run_pending_tasks().await;
     }
 
     pub async fn get(&self, key: &str) -> Option<Arc<[u8]>> {
-        let value = match &self.backend {
-            Backend::Memory(memory) => memory.get(key).await,
-            Backend::Redis(redis) => redis.get(key).await.map(Arc::from),
+        let value = match self.available_redis() {
+            Some(redis) => match redis.get(key).await {
+                Ok(value) => value.map(Arc::from),
+                // The call just failed and tripped the breaker: the standby answers.
+                Err(()) => self.memory.get(key).await,
+            },
+            None => self.memory.get(key).await,
         };
         metrics::counter!("klynge_cache_requests_total", "result" => if value.is_some() { "hit" } else { "miss" })
             .increment(1);
@@ -171,17 +174,22 @@ impl Cache {
     }
 
     pub async fn set(&self, key: String, value: Arc<[u8]>) {
-        match &self.backend {
-            Backend::Memory(memory) => memory.insert(key, value).await,
-            Backend::Redis(redis) => redis.set(&key, &value, self.ttl).await,
+        if let Some(redis) = self.available_redis() {
+            redis.set(&key, &value, self.ttl).await;
         }
+        self.memory.insert(key, value).await;
     }
 
     pub async fn state(&self) -> CacheState {
-        match &self.backend {
-            Backend::Memory(_) => CacheState::Up,
-            Backend::Redis(redis) => redis.ping().await,
+        match &self.redis {
+            None => CacheState::Up,
+            Some(redis) => redis.ping().await,
         }
+    }
+
+    /// Redis when it is configured, connected and its breaker is closed.
+    fn available_redis(&self) -> Option<&Arc<RedisBackend>> {
+        self.redis.as_ref().filter(|redis| redis.connected.load(Ordering::Acquire) && redis.healthy.load(Ordering::Acquire))
     }
 }
 
@@ -200,6 +208,7 @@ impl RedisBackend {
         match attempt {
             Ok(Ok(manager)) => {
                 *self.manager.write().await = Some(manager);
+                self.connected.store(true, Ordering::Release);
                 true
             }
             _ => false,
@@ -210,29 +219,27 @@ impl RedisBackend {
         self.manager.read().await.clone()
     }
 
-    async fn get(self: &Arc<Self>, key: &str) -> Option<Vec<u8>> {
-        if !self.healthy.load(Ordering::Acquire) {
-            return None;
-        }
-        let mut connection = self.connection().await?;
+    /// `Err` when the call failed (and tripped the breaker), so the caller can
+    /// ask the standby instead of counting a miss.
+    async fn get(self: &Arc<Self>, key: &str) -> Result<Option<Vec<u8>>, ()> {
+        let Some(mut connection) = self.connection().await else {
+            return Err(());
+        };
         match tokio::time::timeout(self.timeout, connection.get::<_, Option<Vec<u8>>>(key)).await {
-            Ok(Ok(value)) => value,
+            Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) => {
-                tracing::debug!(%error, "redis get failed; treating as a miss");
+                tracing::debug!(%error, "redis get failed; answering from the standby");
                 self.trip();
-                None
+                Err(())
             }
             Err(_) => {
                 self.trip();
-                None
+                Err(())
             }
         }
     }
 
     async fn set(self: &Arc<Self>, key: &str, value: &[u8], ttl: Duration) {
-        if !self.healthy.load(Ordering::Acquire) {
-            return;
-        }
         let Some(mut connection) = self.connection().await else {
             return;
         };
@@ -302,7 +309,7 @@ mod tests {
             cache.set(key, vec![7u8; 64 * 1024].into()).await;
         }
         cache.run_pending_tasks().await;
-        let held = cache.memory_bytes().expect("memory cache");
+        let held = cache.memory_bytes();
         assert!(held <= 1024 * 1024, "{held} bytes held");
         assert!(held > 0);
     }

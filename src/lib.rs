@@ -14,6 +14,7 @@ pub mod eval_links;
 pub mod feedback;
 pub mod ingest;
 pub mod jobs;
+pub mod memory;
 pub mod networks;
 pub mod ratelimit;
 pub mod refresh;

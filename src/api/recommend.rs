@@ -212,7 +212,9 @@ fn shortlist_body(shortlist: &Shortlist, firm: Option<String>) -> Vec<u8> {
 pub async fn train(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let engine = state.engine.clone();
     let info = blocking(move || {
-        engine.fit().map_err(engine_error)?;
+        let fitted = engine.fit();
+        crate::memory::release_free_memory();
+        fitted.map_err(engine_error)?;
         Ok(engine.model_info())
     })
     .await?;
