@@ -95,7 +95,9 @@ impl Cache {
             connected: AtomicBool::new(false),
         });
         if !backend.try_connect().await {
-            tracing::warn!("redis is not reachable; answering from the in-process cache and reconnecting in the background");
+            tracing::warn!(
+                "redis is not reachable; answering from the in-process cache and reconnecting in the background"
+            );
             let background = Arc::downgrade(&backend);
             tokio::spawn(async move {
                 loop {
@@ -189,7 +191,9 @@ impl Cache {
 
     /// Redis when it is configured, connected and its breaker is closed.
     fn available_redis(&self) -> Option<&Arc<RedisBackend>> {
-        self.redis.as_ref().filter(|redis| redis.connected.load(Ordering::Acquire) && redis.healthy.load(Ordering::Acquire))
+        self.redis
+            .as_ref()
+            .filter(|redis| redis.connected.load(Ordering::Acquire) && redis.healthy.load(Ordering::Acquire))
     }
 }
 
