@@ -3,7 +3,7 @@
 //! query-string guard, bearer keys, the rate limit, body limits), the bearer
 //! scheme per operation, unique operation ids, the links a stateful client
 //! follows (a written firm → its profile, partners, network; a job → its
-//! status), and the value sets the validation accepts (ids, ISO countries,
+//! status; a feedback decision → read it, delete it), and the value sets the validation accepts (ids, ISO countries,
 //! NUTS codes, NACE codes, kinds, sizes, value-chain stages), built from the
 //! same tables the validation uses so the two cannot drift.
 //! `scripts/schemathesis.sh` checks the service against the result.
@@ -321,6 +321,10 @@ const OPERATION_IDS: &[(&str, &str, &str)] = &[
     ("get", "/v1/admin/model", "getModel"),
     ("post", "/v1/admin/refresh", "startRefresh"),
     ("get", "/v1/admin/jobs/{id}", "getJob"),
+    ("post", "/v1/feedback", "createFeedback"),
+    ("get", "/v1/feedback", "listFeedback"),
+    ("get", "/v1/feedback/{id}", "getFeedback"),
+    ("delete", "/v1/feedback/{id}", "deleteFeedback"),
     ("get", "/health/live", "live"),
     ("get", "/health/ready", "ready"),
     ("get", "/metrics", "metrics"),
@@ -352,7 +356,22 @@ const LINKS: &[LinkSpec] = &[
     ),
     ("post", "/v1/collaborations", "201", &[("GetCollaboration", "getCollaboration")], "$response.body#/id"),
     ("post", "/v1/admin/refresh", "202", &[("GetJob", "getJob")], "$response.body#/id"),
+    (
+        "post",
+        "/v1/feedback",
+        "201",
+        &[("GetFeedback", "getFeedback"), ("DeleteFeedback", "deleteFeedback")],
+        "$response.body#/id",
+    ),
+    ("get", "/v1/feedback", "200", &[("GetFeedback", "getFeedback")], "$response.body#/feedback/0/id"),
 ];
+
+/// Paths whose `{id}` is a firm or collaboration id (the FirmId schema; a
+/// malformed one answers 422). Job and feedback ids are the service's own
+/// UUIDs: an id it never issued is simply not found (404).
+fn firm_id_path(path: &str) -> bool {
+    path.contains("{id}") && !path.starts_with("/v1/admin/") && !path.starts_with("/v1/feedback/")
+}
 
 /// Statuses one operation can return beyond those all share (added in
 /// [`Contract::modify`]): a recommendation answers 503 until the first model is
@@ -463,6 +482,22 @@ impl Modify for Contract {
             components.schemas.insert("NetworkBody".to_string(), body.into());
         }
 
+        // Feedback needs the anchor (or the opportunity) it is about, unless it
+        // applies everywhere.
+        if let Some(RefOr::T(Schema::Object(feedback))) = components.schemas.get("FeedbackBody") {
+            let with_anchor =
+                ObjectBuilder::new().property("anchor", Ref::from_schema_name("FirmId")).required("anchor");
+            let with_text = ObjectBuilder::new()
+                .property("opportunity", ObjectBuilder::new().schema_type(Type::String).pattern(Some(r"\S")))
+                .required("opportunity");
+            let everywhere = ObjectBuilder::new()
+                .property("scope", ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["everywhere"])))
+                .required("scope");
+            let either = AnyOfBuilder::new().item(with_anchor).item(with_text).item(everywhere);
+            let body = AllOfBuilder::new().item(Schema::Object(feedback.clone())).item(either);
+            components.schemas.insert("FeedbackBody".to_string(), body.into());
+        }
+
         for (path, item) in openapi.paths.paths.iter_mut() {
             let api = path.starts_with("/v1/");
             for (method, operation) in operations(item) {
@@ -525,7 +560,7 @@ impl Modify for Contract {
                     shared.push(("413", "payload_too_large: the body is over `server.max_body_bytes`"));
                     shared.push(("415", "unsupported_media_type: the body's content type is not accepted"));
                 }
-                if path.contains("{id}") && !path.starts_with("/v1/admin/") {
+                if firm_id_path(path) {
                     shared.push(("422", "validation_failed: the id is not 1 to 128 letters, digits and . _ : -"));
                 }
                 for (status, description) in shared {
@@ -550,8 +585,7 @@ impl Modify for Contract {
                         SecurityRequirement::new("bearer", Vec::<String>::new()),
                     ]);
                 }
-                // Ids in paths are firm or collaboration ids (jobs have their own).
-                if path.contains("{id}") && !path.starts_with("/v1/admin/") {
+                if firm_id_path(path) {
                     for parameter in operation.parameters.iter_mut().flatten() {
                         if parameter.name == "id" {
                             parameter.schema = Some(Ref::from_schema_name("FirmId").into());
