@@ -171,6 +171,15 @@ impl PartialSchema for SizeName {
 }
 impl ToSchema for SizeName {}
 
+/// supplier | customer | any: the side of the value chain partners are on.
+pub struct RelationName;
+impl PartialSchema for RelationName {
+    fn schema() -> RefOr<Schema> {
+        string_enum(["supplier", "customer", "any"], "side of the value chain")
+    }
+}
+impl ToSchema for RelationName {}
+
 /// A value-chain stage a network must cover.
 pub struct StageName;
 impl PartialSchema for StageName {
@@ -425,7 +434,7 @@ fn operations(item: &mut utoipa::openapi::path::PathItem) -> Vec<(&'static str, 
 impl Modify for Contract {
     fn modify(&self, openapi: &mut OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        let named: [(Cow<'static, str>, RefOr<Schema>); 10] = [
+        let named: [(Cow<'static, str>, RefOr<Schema>); 11] = [
             (ErrorBody::name(), ErrorBody::schema()),
             (ErrorDetail::name(), ErrorDetail::schema()),
             (ErrorCode::name(), ErrorCode::schema()),
@@ -436,6 +445,7 @@ impl Modify for Contract {
             (KindName::name(), KindName::schema()),
             (SizeName::name(), SizeName::schema()),
             (StageName::name(), StageName::schema()),
+            (RelationName::name(), RelationName::schema()),
         ];
         for (name, schema) in named {
             components.schemas.entry(name.into_owned()).or_insert(schema);
@@ -470,7 +480,7 @@ impl Modify for Contract {
             )));
         }
         // A network needs an opportunity text, anchors, or both.
-        if let Some(RefOr::T(Schema::Object(network))) = components.schemas.get("NetworkBody") {
+        if let Some(RefOr::T(Schema::Object(network))) = components.schemas.get("NetworkRequestBody") {
             let with_text = ObjectBuilder::new()
                 .property("opportunity", ObjectBuilder::new().schema_type(Type::String).pattern(Some(r"\S")))
                 .required("opportunity");
@@ -479,7 +489,7 @@ impl Modify for Contract {
                 .required("anchor");
             let either = AnyOfBuilder::new().item(with_text).item(with_anchor);
             let body = AllOfBuilder::new().item(Schema::Object(network.clone())).item(either);
-            components.schemas.insert("NetworkBody".to_string(), body.into());
+            components.schemas.insert("NetworkRequestBody".to_string(), body.into());
         }
 
         // Feedback needs the anchor (or the opportunity) it is about, unless it

@@ -49,6 +49,7 @@ pub struct PartnerParams {
     #[param(minimum = 0.0, maximum = 1.0)]
     min_score: Option<f32>,
     /// `supplier`, `customer` or `any` (default): the side of the value chain.
+    #[param(value_type = Option<crate::api::contract::RelationName>)]
     relation: Option<String>,
     /// Also propose funds, ETFs, bond lines, trusts and SPACs (default false).
     include_financial_vehicles: Option<bool>,
@@ -84,6 +85,7 @@ pub struct ShortlistBody {
     #[schema(minimum = 0.0, maximum = 1.0)]
     min_score: Option<f32>,
     /// `supplier`, `customer` or `any` (default).
+    #[schema(value_type = Option<crate::api::contract::RelationName>)]
     relation: Option<String>,
     #[serde(default)]
     include_financial_vehicles: bool,
