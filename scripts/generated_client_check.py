@@ -32,7 +32,7 @@ assert partners.partners, f"partners of {firm}: none"
 
 network = create_network.sync_detailed(client=client, body=NetworkRequestBody(opportunity="low-carbon food packaging"))
 assert network.status_code == 200, f"network: {network.status_code} {network.content[:300]!r}"
-# The network's body is not typed in the spec yet (its shape is changing), so it is read as JSON.
+# The network is read from the raw answer (sync_detailed keeps its bytes) as JSON.
 members = json.loads(network.content)["network"].get("members", [])
 assert len(members) >= 5, f"network: {len(members)} members"
 
