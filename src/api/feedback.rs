@@ -140,15 +140,24 @@ fn validate(value: &Value) -> Result<Record, ApiError> {
             Some(_) => Err(ApiError::invalid(field, format!("`{field}` must be a string"))),
         }
     };
+    // Ids and the two enums are taken as given, not trimmed: `""` or `" accept"`
+    // is refused, as the spec (id pattern, enums) says.
+    let exact = |field: &str| -> Result<Option<String>, ApiError> {
+        match object.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(text)) => Ok(Some(text.clone())),
+            Some(_) => Err(ApiError::invalid(field, format!("`{field}` must be a string"))),
+        }
+    };
     let id = |field: &str| -> Result<Option<String>, ApiError> {
-        text(field)?.map(|id| checked_id(&id).map_err(|e| e.with_field(field))).transpose()
+        exact(field)?.map(|id| checked_id(&id).map_err(|e| e.with_field(field))).transpose()
     };
     let firm = id("firm")?.ok_or_else(|| ApiError::invalid("firm", "`firm` (the proposed firm's id) is required"))?;
     let decision =
-        text("decision")?.ok_or_else(|| ApiError::invalid("decision", "`decision` is required: accept or reject"))?;
+        exact("decision")?.ok_or_else(|| ApiError::invalid("decision", "`decision` is required: accept or reject"))?;
     let decision = Decision::parse(&decision)
         .ok_or_else(|| ApiError::invalid("decision", format!("decision `{decision}` is not accept or reject")))?;
-    let scope = match text("scope")? {
+    let scope = match exact("scope")? {
         None => Scope::Anchor,
         Some(scope) => Scope::parse(&scope)
             .ok_or_else(|| ApiError::invalid("scope", format!("scope `{scope}` is not anchor or everywhere")))?,
