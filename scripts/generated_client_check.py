@@ -17,7 +17,7 @@ sys.path.insert(0, parent)
 from klynge_client import AuthenticatedClient  # noqa: E402
 from klynge_client.api.firms import search_firms  # noqa: E402
 from klynge_client.api.recommendations import create_network, get_partners  # noqa: E402
-from klynge_client.models import CountryCode, NetworkBody, SearchResponse, ShortlistResponse  # noqa: E402
+from klynge_client.models import CountryCode, NetworkRequestBody, SearchResponse, ShortlistResponse  # noqa: E402
 
 client = AuthenticatedClient(base_url=base, token=key, raise_on_unexpected_status=True, timeout=120)
 
@@ -30,9 +30,9 @@ partners = get_partners.sync(client=client, id=firm, k=5)
 assert isinstance(partners, ShortlistResponse), f"partners of {firm}: {partners!r}"
 assert partners.partners, f"partners of {firm}: none"
 
-network = create_network.sync_detailed(client=client, body=NetworkBody(opportunity="low-carbon food packaging"))
+network = create_network.sync_detailed(client=client, body=NetworkRequestBody(opportunity="low-carbon food packaging"))
 assert network.status_code == 200, f"network: {network.status_code} {network.content[:300]!r}"
-# The network's body is not typed in the spec yet (its shape is changing), so it is read as JSON.
+# The network is read from the raw answer (sync_detailed keeps its bytes) as JSON.
 members = json.loads(network.content)["network"].get("members", [])
 assert len(members) >= 5, f"network: {len(members)} members"
 

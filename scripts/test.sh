@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs every check CI runs: formatting, lints, and all tests (unit + integration
-# against a real tantivy index and a real Redis). The integration tests start
-# their own redis-server on a free port; this script installs it when missing.
+# Runs every check CI runs: formatting, lints, all tests (unit + integration
+# against a real tantivy index and a real Redis), and the outside-client check.
+# The integration tests start their own redis-server on a free port; this script
+# installs it when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,11 +46,15 @@ echo "== cargo clippy" >&2
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test" >&2
 cargo test --workspace --locked "$@"
-# The outside-client check: schemathesis against the demo service, using the
-# debug binary `cargo test` just built (no extra build). Opt-in for now
-# (SCHEMATHESIS=1): it has passed in two sittings against a fitted demo service
-# but not yet as one timed run within the CI budget.
-if [[ -n ${SCHEMATHESIS:-} ]]; then
+# The outside-client check (scripts/schemathesis.sh): schemathesis and a
+# client generated from /openapi.json against the demo service, using the debug
+# binary `cargo test` just built (no extra build; the numeric crates are
+# optimised in debug builds, see Cargo.toml, so the demo's first fit takes
+# seconds). It fails on any schemathesis failure or any panic in the service log.
+# SKIP_SCHEMATHESIS=1 leaves it out of a local run (CI never sets it).
+if [[ -n ${SKIP_SCHEMATHESIS:-} ]]; then
+    echo "!!!!!!!! WARNING: SKIP_SCHEMATHESIS is set: the outside-client check is SKIPPED !!!!!!!!" >&2
+else
     echo "== schemathesis" >&2
-    KLYNGE_BIN=target/debug/klynge scripts/schemathesis.sh
+    KLYNGE_BIN="${CARGO_TARGET_DIR:-target}/debug/klynge" scripts/schemathesis.sh
 fi

@@ -1,7 +1,8 @@
 # Shared by the fault scripts (sourced, not run): the binary, a scratch dir, a
 # free port, and starting/stopping a service on a data dir. The service runs
-# without the automatic refit (`models.retrain_debounce_seconds = 0`): these
-# scripts test storage, not models, and a debug-build fit is minutes of CPU.
+# without the automatic refit (`models.retrain_debounce_seconds = 0`, unless the
+# caller sets KLYNGE__MODELS__RETRAIN_DEBOUNCE_SECONDS): these scripts test
+# storage, not models.
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BIN=${KLYNGE_BIN:-$ROOT/target/debug/klynge}
 KEY=fault-write-key
@@ -16,13 +17,13 @@ free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# start_server DATA_DIR PORT LOG: starts `klynge serve` in the background (pid in
-# $SERVER) and waits up to 120 s for /health/live; returns 1 if it exited or
-# never answered.
+# start_server DATA_DIR PORT LOG: starts `klynge serve $SERVE_ARGS` in the
+# background (pid in $SERVER) and waits up to 120 s for /health/live; returns 1
+# if it exited or never answered.
 start_server() {
   local data=$1 port=$2 log=$3
-  KLYNGE__AUTH__WRITE_KEYS=$KEY KLYNGE__MODELS__RETRAIN_DEBOUNCE_SECONDS=0 \
-    "$BIN" serve --port "$port" --data-dir "$data" >>"$log" 2>&1 &
+  KLYNGE__AUTH__WRITE_KEYS=$KEY KLYNGE__MODELS__RETRAIN_DEBOUNCE_SECONDS=${KLYNGE__MODELS__RETRAIN_DEBOUNCE_SECONDS:-0} \
+    "$BIN" serve ${SERVE_ARGS:-} --port "$port" --data-dir "$data" >>"$log" 2>&1 &
   SERVER=$!
   local waited=0
   until [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/health/live" || true) == 200 ]]; do

@@ -3,7 +3,7 @@
 //! query-string guard, bearer keys, the rate limit, body limits), the bearer
 //! scheme per operation, unique operation ids, the links a stateful client
 //! follows (a written firm → its profile, partners, network; a job → its
-//! status), and the value sets the validation accepts (ids, ISO countries,
+//! status; a feedback decision → read it, delete it), and the value sets the validation accepts (ids, ISO countries,
 //! NUTS codes, NACE codes, kinds, sizes, value-chain stages), built from the
 //! same tables the validation uses so the two cannot drift.
 //! `scripts/schemathesis.sh` checks the service against the result.
@@ -171,6 +171,15 @@ impl PartialSchema for SizeName {
 }
 impl ToSchema for SizeName {}
 
+/// supplier | customer | any: the side of the value chain partners are on.
+pub struct RelationName;
+impl PartialSchema for RelationName {
+    fn schema() -> RefOr<Schema> {
+        string_enum(["supplier", "customer", "any"], "side of the value chain")
+    }
+}
+impl ToSchema for RelationName {}
+
 /// A value-chain stage a network must cover.
 pub struct StageName;
 impl PartialSchema for StageName {
@@ -321,6 +330,10 @@ const OPERATION_IDS: &[(&str, &str, &str)] = &[
     ("get", "/v1/admin/model", "getModel"),
     ("post", "/v1/admin/refresh", "startRefresh"),
     ("get", "/v1/admin/jobs/{id}", "getJob"),
+    ("post", "/v1/feedback", "createFeedback"),
+    ("get", "/v1/feedback", "listFeedback"),
+    ("get", "/v1/feedback/{id}", "getFeedback"),
+    ("delete", "/v1/feedback/{id}", "deleteFeedback"),
     ("get", "/health/live", "live"),
     ("get", "/health/ready", "ready"),
     ("get", "/metrics", "metrics"),
@@ -352,7 +365,22 @@ const LINKS: &[LinkSpec] = &[
     ),
     ("post", "/v1/collaborations", "201", &[("GetCollaboration", "getCollaboration")], "$response.body#/id"),
     ("post", "/v1/admin/refresh", "202", &[("GetJob", "getJob")], "$response.body#/id"),
+    (
+        "post",
+        "/v1/feedback",
+        "201",
+        &[("GetFeedback", "getFeedback"), ("DeleteFeedback", "deleteFeedback")],
+        "$response.body#/id",
+    ),
+    ("get", "/v1/feedback", "200", &[("GetFeedback", "getFeedback")], "$response.body#/feedback/0/id"),
 ];
+
+/// Paths whose `{id}` is a firm or collaboration id (the FirmId schema; a
+/// malformed one answers 422). Job and feedback ids are the service's own
+/// UUIDs: an id it never issued is simply not found (404).
+fn firm_id_path(path: &str) -> bool {
+    path.contains("{id}") && !path.starts_with("/v1/admin/") && !path.starts_with("/v1/feedback/")
+}
 
 /// Statuses one operation can return beyond those all share (added in
 /// [`Contract::modify`]): a recommendation answers 503 until the first model is
@@ -406,7 +434,7 @@ fn operations(item: &mut utoipa::openapi::path::PathItem) -> Vec<(&'static str, 
 impl Modify for Contract {
     fn modify(&self, openapi: &mut OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        let named: [(Cow<'static, str>, RefOr<Schema>); 10] = [
+        let named: [(Cow<'static, str>, RefOr<Schema>); 11] = [
             (ErrorBody::name(), ErrorBody::schema()),
             (ErrorDetail::name(), ErrorDetail::schema()),
             (ErrorCode::name(), ErrorCode::schema()),
@@ -417,6 +445,7 @@ impl Modify for Contract {
             (KindName::name(), KindName::schema()),
             (SizeName::name(), SizeName::schema()),
             (StageName::name(), StageName::schema()),
+            (RelationName::name(), RelationName::schema()),
         ];
         for (name, schema) in named {
             components.schemas.entry(name.into_owned()).or_insert(schema);
@@ -451,7 +480,7 @@ impl Modify for Contract {
             )));
         }
         // A network needs an opportunity text, anchors, or both.
-        if let Some(RefOr::T(Schema::Object(network))) = components.schemas.get("NetworkBody") {
+        if let Some(RefOr::T(Schema::Object(network))) = components.schemas.get("NetworkRequestBody") {
             let with_text = ObjectBuilder::new()
                 .property("opportunity", ObjectBuilder::new().schema_type(Type::String).pattern(Some(r"\S")))
                 .required("opportunity");
@@ -460,7 +489,23 @@ impl Modify for Contract {
                 .required("anchor");
             let either = AnyOfBuilder::new().item(with_text).item(with_anchor);
             let body = AllOfBuilder::new().item(Schema::Object(network.clone())).item(either);
-            components.schemas.insert("NetworkBody".to_string(), body.into());
+            components.schemas.insert("NetworkRequestBody".to_string(), body.into());
+        }
+
+        // Feedback needs the anchor (or the opportunity) it is about, unless it
+        // applies everywhere.
+        if let Some(RefOr::T(Schema::Object(feedback))) = components.schemas.get("FeedbackBody") {
+            let with_anchor =
+                ObjectBuilder::new().property("anchor", Ref::from_schema_name("FirmId")).required("anchor");
+            let with_text = ObjectBuilder::new()
+                .property("opportunity", ObjectBuilder::new().schema_type(Type::String).pattern(Some(r"\S")))
+                .required("opportunity");
+            let everywhere = ObjectBuilder::new()
+                .property("scope", ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["everywhere"])))
+                .required("scope");
+            let either = AnyOfBuilder::new().item(with_anchor).item(with_text).item(everywhere);
+            let body = AllOfBuilder::new().item(Schema::Object(feedback.clone())).item(either);
+            components.schemas.insert("FeedbackBody".to_string(), body.into());
         }
 
         for (path, item) in openapi.paths.paths.iter_mut() {
@@ -525,7 +570,7 @@ impl Modify for Contract {
                     shared.push(("413", "payload_too_large: the body is over `server.max_body_bytes`"));
                     shared.push(("415", "unsupported_media_type: the body's content type is not accepted"));
                 }
-                if path.contains("{id}") && !path.starts_with("/v1/admin/") {
+                if firm_id_path(path) {
                     shared.push(("422", "validation_failed: the id is not 1 to 128 letters, digits and . _ : -"));
                 }
                 for (status, description) in shared {
@@ -550,8 +595,7 @@ impl Modify for Contract {
                         SecurityRequirement::new("bearer", Vec::<String>::new()),
                     ]);
                 }
-                // Ids in paths are firm or collaboration ids (jobs have their own).
-                if path.contains("{id}") && !path.starts_with("/v1/admin/") {
+                if firm_id_path(path) {
                     for parameter in operation.parameters.iter_mut().flatten() {
                         if parameter.name == "id" {
                             parameter.schema = Some(Ref::from_schema_name("FirmId").into());

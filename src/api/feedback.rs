@@ -21,24 +21,36 @@ const MAX_NOTE: usize = 2000;
 const MAX_AUTHOR: usize = 200;
 const MAX_OPPORTUNITY: usize = 5000;
 const MAX_LIMIT: usize = 1000;
+const MAX_OFFSET: usize = 1_000_000;
 
-/// A decision on a proposed firm.
+/// A decision on a proposed firm: about an `anchor` or an `opportunity` (or
+/// both), unless `scope` is `everywhere`.
+// The limits are the ones `validate` enforces; the either-or rule above is
+// added to the spec by `crate::api::contract`.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)] // documents the body; the handler validates the JSON field by field
 pub struct FeedbackBody {
     /// The firm the proposal was for (required unless `scope` is `everywhere`
-    /// or `opportunity` is given).
+    /// or `opportunity` is given); not the proposed firm itself.
+    #[schema(value_type = Option<crate::api::contract::FirmId>)]
     anchor: Option<String>,
     /// The opportunity text the proposal answered (matched case- and
     /// spacing-insensitively); used when no anchor is given.
+    #[schema(max_length = 5000, pattern = r"\S")]
     opportunity: Option<String>,
     /// The proposed firm.
+    #[schema(value_type = crate::api::contract::FirmId)]
     firm: String,
     /// `accept` or `reject`.
+    #[schema(value_type = Decision)]
     decision: String,
     /// `anchor` (default: this anchor, or this opportunity) or `everywhere`.
+    #[schema(value_type = Option<Scope>)]
     scope: Option<String>,
+    #[schema(max_length = 2000)]
     note: Option<String>,
+    #[schema(max_length = 200)]
     author: Option<String>,
 }
 
@@ -46,15 +58,21 @@ pub struct FeedbackBody {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
+    #[param(value_type = Option<crate::api::contract::FirmId>)]
     anchor: Option<String>,
+    #[param(value_type = Option<crate::api::contract::FirmId>)]
     firm: Option<String>,
     /// `accept` or `reject`.
+    #[param(value_type = Option<Decision>)]
     decision: Option<String>,
     /// RFC 3339 instant: only decisions stored at or after it.
+    #[param(format = DateTime)]
     since: Option<String>,
     /// Page size, 1..=1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
-    /// Records to skip (newest first).
+    /// Records to skip (newest first), 0..=1000000.
+    #[param(minimum = 0, maximum = 1000000)]
     offset: Option<usize>,
 }
 
@@ -68,7 +86,7 @@ pub struct FeedbackPage {
 
 #[utoipa::path(post, path = "/v1/feedback", tag = "feedback", request_body = FeedbackBody,
     responses((status = 201, body = Record, description = "stored durably; replaces the earlier decision on the same (anchor or opportunity, firm)"),
-        (status = 400), (status = 422, description = "missing or invalid field, or an unknown firm; `field` names it")),
+        (status = 422, description = "validation_failed: a missing or invalid field, an unknown firm, or a firm proposed to itself; `field` names it")),
     security(("bearer" = [])))]
 pub async fn create(
     state: web::Data<AppState>,
@@ -122,15 +140,24 @@ fn validate(value: &Value) -> Result<Record, ApiError> {
             Some(_) => Err(ApiError::invalid(field, format!("`{field}` must be a string"))),
         }
     };
+    // Ids and the two enums are taken as given, not trimmed: `""` or `" accept"`
+    // is refused, as the spec (id pattern, enums) says.
+    let exact = |field: &str| -> Result<Option<String>, ApiError> {
+        match object.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(text)) => Ok(Some(text.clone())),
+            Some(_) => Err(ApiError::invalid(field, format!("`{field}` must be a string"))),
+        }
+    };
     let id = |field: &str| -> Result<Option<String>, ApiError> {
-        text(field)?.map(|id| checked_id(&id).map_err(|e| e.with_field(field))).transpose()
+        exact(field)?.map(|id| checked_id(&id).map_err(|e| e.with_field(field))).transpose()
     };
     let firm = id("firm")?.ok_or_else(|| ApiError::invalid("firm", "`firm` (the proposed firm's id) is required"))?;
     let decision =
-        text("decision")?.ok_or_else(|| ApiError::invalid("decision", "`decision` is required: accept or reject"))?;
+        exact("decision")?.ok_or_else(|| ApiError::invalid("decision", "`decision` is required: accept or reject"))?;
     let decision = Decision::parse(&decision)
         .ok_or_else(|| ApiError::invalid("decision", format!("decision `{decision}` is not accept or reject")))?;
-    let scope = match text("scope")? {
+    let scope = match exact("scope")? {
         None => Scope::Anchor,
         Some(scope) => Scope::parse(&scope)
             .ok_or_else(|| ApiError::invalid("scope", format!("scope `{scope}` is not anchor or everywhere")))?,
@@ -164,12 +191,17 @@ fn validate(value: &Value) -> Result<Record, ApiError> {
 }
 
 #[utoipa::path(get, path = "/v1/feedback", tag = "feedback", params(ListParams),
-    responses((status = 200, body = FeedbackPage, description = "live decisions, newest first"), (status = 422)))]
+    responses((status = 200, body = FeedbackPage, description = "live decisions, newest first"),
+        (status = 422, description = "validation_failed: a parameter is out of range or malformed; `field` names it")))]
 pub async fn list(state: web::Data<AppState>, params: web::Query<ListParams>) -> Result<HttpResponse, ApiError> {
     let params = params.into_inner();
     let limit = params.limit.unwrap_or(50);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::invalid("limit", format!("limit must be from 1 to {MAX_LIMIT}")));
+    }
+    let offset = params.offset.unwrap_or(0);
+    if offset > MAX_OFFSET {
+        return Err(ApiError::invalid("offset", format!("offset must be from 0 to {MAX_OFFSET}")));
     }
     let since = params
         .since
@@ -189,7 +221,7 @@ pub async fn list(state: web::Data<AppState>, params: web::Query<ListParams>) ->
         firm: params.firm.as_deref().map(|f| checked_id(f).map_err(|e| e.with_field("firm"))).transpose()?,
         decision,
         since,
-        offset: params.offset.unwrap_or(0),
+        offset,
         limit,
     };
     let page = state.feedback.list(&query);
@@ -197,8 +229,8 @@ pub async fn list(state: web::Data<AppState>, params: web::Query<ListParams>) ->
 }
 
 #[utoipa::path(get, path = "/v1/feedback/{id}", tag = "feedback",
-    params(("id" = String, Path, description = "feedback id")),
-    responses((status = 200, body = Record), (status = 404)))]
+    params(("id" = String, Path, description = "feedback id (a UUID), as `POST /v1/feedback` returned it")),
+    responses((status = 200, body = Record), (status = 404, description = "not_found: no live feedback with this id")))]
 pub async fn get(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     state
         .feedback
@@ -208,8 +240,9 @@ pub async fn get(state: web::Data<AppState>, path: web::Path<String>) -> Result<
 }
 
 #[utoipa::path(delete, path = "/v1/feedback/{id}", tag = "feedback",
-    params(("id" = String, Path, description = "feedback id")),
-    responses((status = 204, description = "deleted; the decision no longer applies"), (status = 404)),
+    params(("id" = String, Path, description = "feedback id (a UUID), as `POST /v1/feedback` returned it")),
+    responses((status = 204, description = "deleted; the decision no longer applies"),
+        (status = 404, description = "not_found: no live feedback with this id")),
     security(("bearer" = [])))]
 pub async fn delete(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();

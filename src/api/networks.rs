@@ -28,7 +28,10 @@ const MAX_PLACES: usize = 100;
 const MAX_KIND_RULES: usize = 6;
 const MAX_SECTOR_RULES: usize = 20;
 
+// Named apart from the network in the answer (`crate::networks::NetworkBody`):
+// two schemas of one name would be one component in the spec.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = NetworkRequestBody)]
 #[serde(deny_unknown_fields)]
 pub struct NetworkBody {
     /// Firms that must be in the network.

@@ -47,8 +47,9 @@ pub struct PartnerParams {
     exclude: Option<String>,
     /// Lowest score to return, 0..1.
     #[param(minimum = 0.0, maximum = 1.0)]
-    min_score: Option<f32>,
+    min_score: Option<f64>,
     /// `supplier`, `customer` or `any` (default): the side of the value chain.
+    #[param(value_type = Option<crate::api::contract::RelationName>)]
     relation: Option<String>,
     /// Also propose funds, ETFs, bond lines, trusts and SPACs (default false).
     include_financial_vehicles: Option<bool>,
@@ -82,8 +83,9 @@ pub struct ShortlistBody {
     #[schema(value_type = Vec<crate::api::contract::FirmId>, max_items = 1000)]
     exclude: Vec<String>,
     #[schema(minimum = 0.0, maximum = 1.0)]
-    min_score: Option<f32>,
+    min_score: Option<f64>,
     /// `supplier`, `customer` or `any` (default).
+    #[schema(value_type = Option<crate::api::contract::RelationName>)]
     relation: Option<String>,
     #[serde(default)]
     include_financial_vehicles: bool,
@@ -270,12 +272,15 @@ fn filters(
     size: Option<String>,
     sme: Option<bool>,
     exclude: Vec<String>,
-    min_score: Option<f32>,
+    min_score: Option<f64>,
 ) -> Result<Filters, ApiError> {
+    // Read and checked as f64: as f32, a tiny negative like -1e-248 rounds to
+    // -0.0 and would pass the check the spec (minimum 0) says it fails.
     let min_score = min_score.unwrap_or(0.0);
     if !(0.0..=1.0).contains(&min_score) {
         return Err(ApiError::invalid("min_score", "min_score must be from 0 to 1"));
     }
+    let min_score = min_score as f32;
     if exclude.len() > 1000 {
         return Err(ApiError::invalid("exclude", "at most 1000 excluded ids"));
     }
