@@ -1,20 +1,25 @@
 //! The console (`/`) in a real browser: headless Chromium from the distribution,
 //! driven over WebDriver (fantoccini → chromedriver), against the real
 //! application with read keys on. It walks what a cluster manager does — give a
-//! key when asked, search, open a firm, build a network for an opportunity, lock
-//! one member and exclude another, ask again, reopen the share link, download the
-//! CSV — and checks the browser saw no console error and asked no host but the
-//! service (Chromium resolves no name at all, and its network log is read back).
+//! key when asked, search, open a firm, build a network for an opportunity, check
+//! its drawing (columns in the API's chain order, a link's reason under the
+//! pointer, the keyboard walk), lock one member and exclude another, ask again,
+//! reopen the share link, compare alternatives, download the CSV, save a draft,
+//! accept a member (the page asks for the write key), the print picture, 768 px —
+//! and checks the browser saw no console error and asked no host but the service
+//! (Chromium resolves no name but 127.0.0.1, and its network log is read back).
 //!
 //! `scripts/test.sh` installs `chromium` and `chromium-driver` when missing. If
 //! they truly cannot be installed it sets `KLYNGE_SKIP_BROWSER_TEST=1` and says so;
-//! only then does this test skip (loudly). The network view's screenshot is saved
-//! to `target/console-network.png` (or `$KLYNGE_CONSOLE_SCREENSHOT`).
+//! only then does this test skip (loudly). The network view's screenshots are saved
+//! to `target/console-network.png` and `target/console-network-768.png` (or
+//! `$KLYNGE_CONSOLE_SCREENSHOT` and its `-768` sibling).
 //!
 //! With `KLYNGE_CONSOLE_URL` set (e.g. `http://127.0.0.1:8080`, a running
 //! `klynge serve --demo`), the same walk runs against that service instead, with
 //! the demo's opportunity: "assistive-living homes for the elderly" in the
-//! Nordic countries (that is how the README's screenshot is made).
+//! Nordic countries (that is how the README's screenshot is made). The accept
+//! step runs there only with `KLYNGE_CONSOLE_WRITE_KEY` set, since it writes.
 
 mod common;
 
@@ -252,9 +257,10 @@ impl Plan {
         Plan {
             base: base.to_string(),
             key: None,
-            write_key: None,
+            // Deciding writes to the service's data, so the walk does it only when told the key.
+            write_key: std::env::var("KLYNGE_CONSOLE_WRITE_KEY").ok().map(|key| &*key.leak()),
             search: "elderly care",
-            opportunity: "assistive-living homes for the elderly: sensors, care robotics, housing",
+            opportunity: "assistive-living homes for the elderly",
             countries: "DK, SE, NO, FI, IS",
             per_country: "3",
         }
@@ -445,6 +451,10 @@ async fn steps(browser: &Client, plan: &Plan, downloads: &Path) {
     browser.set_window_size(768, 1000).await.unwrap();
     let overflow = browser.execute("return document.documentElement.scrollWidth - window.innerWidth", vec![]).await;
     assert!(overflow.unwrap().as_i64() <= Some(0), "the page fits 768 px");
+    browser.execute("document.getElementById('net-result').scrollIntoView()", vec![]).await.unwrap();
+    let png = browser.screenshot().await.expect("screenshot at 768 px");
+    std::fs::write(target.with_file_name(format!("{}-768.png", target.file_stem().unwrap().to_string_lossy())), png)
+        .expect("save the 768 px screenshot");
 }
 
 /// The proposed network's drawing (cytoscape on a canvas): every member is a
@@ -488,7 +498,11 @@ async fn check_drawing(browser: &Client, plan: &Plan, rows: &Value) {
     let columns = drawn["columns"].as_array().unwrap();
     assert!(columns.len() >= 2, "stages are columns: {columns:?}");
     // A member whose stage is unknown gets a last column of its own, after the chain.
-    assert_eq!(&columns[..expected.len()], &expected[..], "columns follow the API's chain, upstream first, gaps included");
+    assert_eq!(
+        &columns[..expected.len()],
+        &expected[..],
+        "columns follow the API's chain, upstream first, gaps included"
+    );
     assert_eq!(
         drawn["links"].as_u64(),
         answer["network"]["links"].as_array().map(|l| l.len() as u64),
@@ -496,7 +510,10 @@ async fn check_drawing(browser: &Client, plan: &Plan, rows: &Value) {
     );
 
     // The pointer on a link shows its direction and reason.
-    browser.execute("document.querySelector('#net-main .graph').scrollIntoView({block: 'center'})", vec![]).await.unwrap();
+    browser
+        .execute("document.querySelector('#net-main .graph').scrollIntoView({block: 'center'})", vec![])
+        .await
+        .unwrap();
     let midpoints = browser
         .execute(
             "const g = document.querySelector('#net-main .graph'); const r = g.getBoundingClientRect(); \
@@ -511,7 +528,11 @@ async fn check_drawing(browser: &Client, plan: &Plan, rows: &Value) {
     let mut shown = false;
     for point in midpoints.as_array().unwrap() {
         let (x, y, text) = (point[0].as_f64().unwrap(), point[1].as_f64().unwrap(), point[2].as_str().unwrap());
-        let pointer = MouseActions::new("mouse".into()).then(PointerAction::MoveTo { duration: None, x: x.round(), y: y.round() });
+        let pointer = MouseActions::new("mouse".into()).then(PointerAction::MoveTo {
+            duration: None,
+            x: x.round(),
+            y: y.round(),
+        });
         browser.perform_actions(pointer).await.unwrap();
         let tip = browser
             .execute("const t = document.getElementById('tooltip'); return t.hidden ? '' : t.textContent", vec![])
@@ -533,7 +554,10 @@ async fn check_drawing(browser: &Client, plan: &Plan, rows: &Value) {
                    return [document.activeElement === g, g.dataset.focused || null, t.hidden ? '' : t.textContent]";
     let first = browser.execute(focused, vec![]).await.unwrap();
     assert_eq!(first[0], true, "the drawing has the focus");
-    assert!(first[2].as_str().is_some_and(|t| t.contains("stage")), "a focused member tells its stage and links: {first}");
+    assert!(
+        first[2].as_str().is_some_and(|t| t.contains("stage")),
+        "a focused member tells its stage and links: {first}"
+    );
     graph.send_keys("\u{E014}").await.unwrap(); // ArrowRight
     let next = browser.execute(focused, vec![]).await.unwrap();
     if columns.iter().filter(|c| c[1] == false).count() > 1 {
@@ -556,7 +580,12 @@ async fn console_assets_are_served_open_and_self_contained() {
     let assets: Vec<&str> = page.body.split('"').filter(|part| part.starts_with("/console/")).collect();
     assert_eq!(
         assets,
-        ["/console/app.css", "/console/vendor/cytoscape.min.js", "/console/app.js", "/console/vendor/cytoscape.LICENSE"],
+        [
+            "/console/app.css",
+            "/console/vendor/cytoscape.min.js",
+            "/console/app.js",
+            "/console/vendor/cytoscape.LICENSE"
+        ],
         "the page names its style, the drawing library, its script and the library's licence"
     );
     for asset in assets {

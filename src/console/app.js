@@ -643,7 +643,7 @@
       pairs.set(pair, nth + 1);
       const same = ca === cb;
       // Links within a stage bow out to the right, further the more rows they span.
-      const bend = same ? -(44 + 16 * Math.abs(rb - ra) + 12 * nth) * Math.sign(rb - ra || 1) : 0;
+      const bend = same ? -(80 + 24 * Math.abs(rb - ra) + 16 * nth) * Math.sign(rb - ra || 1) : 0;
       elements.push({
         group: 'edges',
         classes: [link.relation || 'related', linkDirected(link) ? 'directed' : '', same ? 'same-column' : ''].filter(Boolean).join(' '),
