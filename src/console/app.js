@@ -486,8 +486,11 @@
   // API's stage order. A canvas is not keyboard-reachable, so the drawing is one
   // focusable widget whose arrow keys walk the members (each announced with its
   // links and their reasons), and the table under it holds the same network.
-  const COL_W = 226;
-  const NODE_W = 176;
+  const COL_W = 198;
+  const NODE_W = 168;
+  // A long chain is shrunk to fit the page down to this zoom (12 px names stay
+  // above 9 px); beyond it the drawing scrolls sideways.
+  const MIN_ZOOM = 0.78;
   // Room right of the last column for links within it to bow out.
   const BOW_ROOM = 56;
   const NODE_H = 52;
@@ -538,6 +541,9 @@
         'curve-style': 'unbundled-bezier', 'control-point-distances': 'data(bend)', 'control-point-weights': 0.5,
         'source-endpoint': '50% 0%', 'target-endpoint': '50% 0%',
       } },
+      { selector: 'edge.arc', style: {
+        'curve-style': 'unbundled-bezier', 'control-point-distances': 'data(bend)', 'control-point-weights': 0.5,
+      } },
       { selector: 'edge.active', style: { 'line-color': FOCUS, 'target-arrow-color': FOCUS, width: 4, 'z-index': 15 } },
       { selector: 'edge.dim', style: { opacity: 0.18 } },
       { selector: 'node:active, edge:active', style: { 'overlay-opacity': 0 } },
@@ -584,8 +590,14 @@
     const members = network.members || [];
     const links = network.links || [];
     const rows = Math.max(1, ...columns.map((c) => c.members.length));
-    const width = Math.max(1, columns.length) * COL_W + PAD + BOW_ROOM;
-    const height = HEAD_H + rows * ROW_H + 2 * PAD;
+    let width = Math.max(1, columns.length) * COL_W + 2 * PAD;
+    // Room under the members for the arcs of links that skip stages (see below).
+    const stageIndex = new Map();
+    columns.forEach((column, i) => column.members.forEach((m) => stageIndex.set(m.id, i)));
+    const longest = Math.max(1, ...links.filter((l) => stageIndex.has(l.from) && stageIndex.has(l.to))
+      .map((l) => Math.abs(stageIndex.get(l.from) - stageIndex.get(l.to))));
+    const arcRoom = longest > 1 ? (56 + 44 * (longest - 2) + 28) / 2 : 0;
+    const height = HEAD_H + rows * ROW_H + 2 * PAD + arcRoom;
     const hintId = 'graph-hint-' + (++graphCount);
     const gaps = columns.filter((c) => c.gap);
     const container = el('div', {
@@ -627,13 +639,14 @@
         columnOf.set(member.id, column);
         elements.push({
           group: 'nodes', classes: `member kind-${kind}${held ? ' held' : ''}`,
-          data: { id: member.id, label: `${shortName(member.name, 21)}\n${[member.kind, member.country, status].filter(Boolean).join(' · ')}`,
+          data: { id: member.id, label: `${shortName(member.name, 20)}\n${[member.kind, member.country, status].filter(Boolean).join(' · ')}`,
             text: memberLabel(member, column) },
           position: { x, y: PAD + HEAD_H + row * ROW_H + NODE_H / 2 },
         });
       });
     });
     const pairs = new Map();
+    let lastColumnBows = false;
     links.forEach((link, n) => {
       if (!at.has(link.from) || !at.has(link.to)) return;
       const [ca, ra] = at.get(link.from);
@@ -642,14 +655,26 @@
       const nth = pairs.get(pair) || 0;
       pairs.set(pair, nth + 1);
       const same = ca === cb;
-      // Links within a stage bow out to the right, further the more rows they span.
-      const bend = same ? -(80 + 24 * Math.abs(rb - ra) + 16 * nth) * Math.sign(rb - ra || 1) : 0;
+      if (same && ca === columns.length - 1) lastColumnBows = true;
+      const span = Math.abs(cb - ca);
+      let bend = 0;
+      if (same) {
+        // Links within a stage bow out to the right, further the more rows they span.
+        bend = -(80 + 24 * Math.abs(rb - ra) + 16 * nth) * Math.sign(rb - ra || 1);
+      } else if (span > 1) {
+        // A link that skips stages arcs below the members between, deeper the more
+        // it skips, so it neither crosses them nor lies on the links between neighbours.
+        bend = (56 + 44 * (span - 2) + 14 * nth) * Math.sign(cb - ca);
+      }
       elements.push({
         group: 'edges',
-        classes: [link.relation || 'related', linkDirected(link) ? 'directed' : '', same ? 'same-column' : ''].filter(Boolean).join(' '),
+        classes: [link.relation || 'related', linkDirected(link) ? 'directed' : '', same ? 'same-column' : '', span > 1 ? 'arc' : '']
+          .filter(Boolean).join(' '),
         data: { id: 'link:' + n, source: link.from, target: link.to, text: linkText(link), bend },
       });
     });
+
+    if (lastColumnBows) width += BOW_ROOM - PAD;
 
     let cy = null;
     let focused = null;
@@ -735,11 +760,14 @@
         if (!cy) container.replaceWith(el('p', { class: 'status error' }, 'The drawing library did not load; the table below lists the network.'));
         return;
       }
+      const zoom = Math.min(1, Math.max(MIN_ZOOM, (scroller.clientWidth - 2) / width));
+      container.style.width = Math.ceil(width * zoom) + 'px';
+      container.style.height = Math.ceil(height * zoom) + 'px';
       cy = window.cytoscape({
         container,
         elements,
         style: graphStyle(),
-        layout: { name: 'preset', fit: false, zoom: 1, pan: { x: 0, y: 0 } },
+        layout: { name: 'preset', fit: false, zoom, pan: { x: 0, y: 0 } },
         userZoomingEnabled: false,
         userPanningEnabled: false,
         boxSelectionEnabled: false,
