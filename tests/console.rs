@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use fantoccini::actions::{InputSource, MouseActions, PointerAction};
 use fantoccini::{Client, ClientBuilder, Locator};
+use futures_util::FutureExt;
 use serde_json::{Value, json};
 
 use common::{READ_KEY, TestApp, WRITE_KEY, free_port};
@@ -166,23 +167,7 @@ async fn console_in_headless_chromium() {
     };
     let downloads = tempfile::tempdir().expect("download directory");
 
-    let mut connected = None;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while connected.is_none() {
-        match ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(capabilities(downloads.path()))
-            .connect(&driver.url())
-            .await
-        {
-            Ok(client) => connected = Some(client),
-            Err(error) if Instant::now() < deadline => {
-                let _ = error;
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            Err(error) => panic!("no WebDriver session with chromedriver: {error}"),
-        }
-    }
-    let browser = connected.expect("connected");
+    let browser = session(&driver, downloads.path()).await;
     let session = browser.session_id().await.expect("session id").expect("a session");
     let outcome = walk(&browser, &walk_plan, downloads.path()).await;
     let console = read_log(&driver, &session, "browser").await;
@@ -268,7 +253,6 @@ impl Plan {
 }
 
 async fn walk(browser: &Client, plan: &Plan, downloads: &Path) -> Result<(), Box<dyn std::any::Any + Send>> {
-    use futures_util::FutureExt;
     std::panic::AssertUnwindSafe(steps(browser, plan, downloads)).catch_unwind().await
 }
 
@@ -455,6 +439,76 @@ async fn steps(browser: &Client, plan: &Plan, downloads: &Path) {
     let png = browser.screenshot().await.expect("screenshot at 768 px");
     std::fs::write(target.with_file_name(format!("{}-768.png", target.file_stem().unwrap().to_string_lossy())), png)
         .expect("save the 768 px screenshot");
+}
+
+/// A WebDriver session with headless Chromium (chromedriver may take a moment to listen).
+async fn session(driver: &ChromeDriver, downloads: &Path) -> Client {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(capabilities(downloads))
+            .connect(&driver.url())
+            .await
+        {
+            Ok(client) => return client,
+            Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(200)).await,
+            Err(error) => panic!("no WebDriver session with chromedriver: {error}"),
+        }
+    }
+}
+
+/// A 429 from the API shows the manager when to try again (from `Retry-After`),
+/// and the search works again after that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_shows_when_to_retry_after_429() {
+    if std::env::var_os("KLYNGE_CONSOLE_URL").is_some() {
+        return; // the walk against an outside service is the other test's
+    }
+    let Some(driver) = ChromeDriver::start() else {
+        assert!(std::env::var_os("KLYNGE_SKIP_BROWSER_TEST").is_some(), "`chromedriver` is not on PATH");
+        eprintln!("\n!!!!!!!! SKIPPED: the console's 429 browser test did not run: no chromedriver !!!!!!!!\n");
+        return;
+    };
+    // An empty catalogue: loading one would itself meet the limit, and a search
+    // answers (with no match) all the same.
+    let app = TestApp::builder().rate_limit(1, 2).spawn().await;
+    let downloads = tempfile::tempdir().expect("download directory");
+    let browser = session(&driver, downloads.path()).await;
+    let outcome = async {
+        browser.goto(&format!("{}/", app.base_url)).await.expect("open the console");
+        type_into(&browser, "#find-q", "dairy").await;
+        // Searches faster than one a second: the third meets the limit.
+        for _ in 0..4 {
+            click(&browser, "#find-form button[type=submit]").await;
+        }
+        let notice = wait_until(
+            &browser,
+            "the retry notice",
+            10,
+            "const n = document.getElementById('notice'); return n.hidden ? '' : n.textContent",
+            |v| v.as_str().is_some_and(|t| t.contains("try again in")),
+        )
+        .await;
+        assert!(notice.as_str().unwrap().contains(" s"), "{notice}");
+        let status = browser.find(Locator::Css("#find-status")).await.unwrap().text().await.unwrap();
+        assert!(status.contains("Too many requests"), "the search says why it failed: {status}");
+        wait_until(&browser, "the all-clear", 10, "return document.getElementById('notice').textContent", |v| {
+            v.as_str().is_some_and(|t| t.contains("try again now"))
+        })
+        .await;
+        click(&browser, "#find-form button[type=submit]").await;
+        wait_until(
+            &browser,
+            "results after waiting",
+            10,
+            "return document.getElementById('find-status').textContent",
+            |v| v.as_str().is_some_and(|t| t.contains("match")),
+        )
+        .await;
+    };
+    let outcome = std::panic::AssertUnwindSafe(outcome).catch_unwind().await;
+    let _ = browser.close().await;
+    outcome.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
 }
 
 /// The proposed network's drawing (cytoscape on a canvas): every member is a
