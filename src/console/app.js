@@ -854,23 +854,27 @@
     return details;
   }
 
+  // At tablet width (app.css) the rows become cards, each cell headed by its
+  // `data-label`; the explicit roles keep it a table for screen readers then.
   function memberTable(members, actions) {
-    const table = el('table', { class: 'members' },
+    const heads = ['Member', 'Kind', 'Country', 'Role', 'Status', 'Score', 'Why'];
+    const table = el('table', { class: 'members', role: 'table' },
       el('caption', {}, 'Members'),
-      el('thead', {}, el('tr', {},
-        ['Member', 'Kind', 'Country', 'Role', 'Status', 'Score', 'Why'].map((h) => el('th', { scope: 'col' }, h)),
-        actions ? el('th', { scope: 'col', class: 'no-print' }, 'Decide') : null)));
-    const body = el('tbody');
+      el('thead', { role: 'rowgroup' }, el('tr', { role: 'row' },
+        heads.map((h) => el('th', { scope: 'col', role: 'columnheader' }, h)),
+        actions ? el('th', { scope: 'col', role: 'columnheader', class: 'no-print' }, 'Decide') : null)));
+    const body = el('tbody', { role: 'rowgroup' });
     for (const m of members) {
-      const row = el('tr', { 'data-id': m.id, class: 'member status-' + (m.status || 'proposed') },
-        el('th', { scope: 'row' }, firmLink(m.id, m.name)),
-        el('td', {}, kindBadge(m.kind)),
-        el('td', {}, m.country || ''),
-        el('td', {}, m.role || m.stage || ''),
-        el('td', {}, m.status || ''),
-        el('td', {}, number(m.score, 2)),
-        el('td', {}, reasonList(m.reasons)));
-      if (actions) row.append(el('td', { class: 'no-print decide' }, actions(m)));
+      const cell = (i, ...content) => el('td', { role: 'cell', 'data-label': heads[i], class: 'col-' + heads[i].toLowerCase() }, ...content);
+      const row = el('tr', { 'data-id': m.id, class: 'member status-' + (m.status || 'proposed'), role: 'row' },
+        el('th', { scope: 'row', role: 'rowheader' }, firmLink(m.id, m.name)),
+        cell(1, kindBadge(m.kind)),
+        cell(2, m.country || ''),
+        cell(3, m.role || m.stage || ''),
+        cell(4, m.status || ''),
+        cell(5, number(m.score, 2)),
+        cell(6, reasonList(m.reasons)));
+      if (actions) row.append(el('td', { role: 'cell', 'data-label': 'Decide', class: 'no-print decide' }, actions(m)));
       body.append(row);
     }
     table.append(body);
