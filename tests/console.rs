@@ -300,6 +300,17 @@ async fn steps(browser: &Client, plan: &Plan, downloads: &Path) {
     )
     .await;
 
+    // Its known collaborations name the partners (looked up by id).
+    wait_until(
+        browser,
+        "partner names in the collaborations",
+        10,
+        "return [...document.querySelectorAll('#firm-ties a')].filter(a => a.textContent === \
+         decodeURIComponent(a.getAttribute('href').slice(7))).length",
+        |v| v == 0,
+    )
+    .await;
+
     // Build a network for an opportunity.
     click(browser, "a[data-nav=network]").await;
     browser.wait().for_element(Locator::Css("#net-opportunity")).await.unwrap();

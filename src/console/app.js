@@ -371,6 +371,7 @@
           ...(tie.partners || []).flatMap((p, i) => (i ? [', ', firmLink(p)] : [firmLink(p)]))));
       }
       if (ties.length > 100) tiesList.append(el('li', {}, `and ${ties.length - 100} more`));
+      namePartners(tiesList, seq);
       setStatus($('firm-status'), '', '');
     }).catch((error) => seq === firmSeq && setStatus($('firm-status'), 'error', error.message));
 
@@ -397,6 +398,22 @@
     }).catch((error) => seq === firmSeq && setStatus($('around-status'), 'error', error.message));
 
     await Promise.all([profile, partners, around]);
+  }
+
+  // A collaboration names its partners by id: the first few unknown ones are
+  // looked up so the manager reads names (a failed look-up leaves the id, which
+  // still links to the firm's page).
+  async function namePartners(list, seq) {
+    const links = [...list.querySelectorAll('a[href^="#/firm/"]')];
+    const wanted = [...new Set(links.map((a) => decodeURIComponent(a.getAttribute('href').slice(7))))]
+      .filter((id) => !names.has(id)).slice(0, 12);
+    await Promise.all(wanted.map((id) => api('GET', '/v1/firms/' + encodeURIComponent(id))
+      .then(({ data }) => names.set(id, data.name)).catch(() => null)));
+    if (seq !== firmSeq) return;
+    for (const a of links) {
+      const id = decodeURIComponent(a.getAttribute('href').slice(7));
+      if (names.has(id)) a.textContent = names.get(id);
+    }
   }
 
   $('firm-build').addEventListener('click', () => {
@@ -639,7 +656,7 @@
         columnOf.set(member.id, column);
         elements.push({
           group: 'nodes', classes: `member kind-${kind}${held ? ' held' : ''}`,
-          data: { id: member.id, label: `${shortName(member.name, 20)}\n${[member.kind, member.country, status].filter(Boolean).join(' · ')}`,
+          data: { id: member.id, label: `${shortName(member.name, /[a-z]/.test(member.name) ? 20 : 16)}\n${[member.kind, member.country, status].filter(Boolean).join(' · ')}`,
             text: memberLabel(member, column) },
           position: { x, y: PAD + HEAD_H + row * ROW_H + NODE_H / 2 },
         });
