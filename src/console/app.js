@@ -1,8 +1,8 @@
 // klynge console: the cluster manager's page. It calls only the public REST API
 // (/v1/...) of the service that serves it, keeps an API key for the browser tab
-// only (sessionStorage), drafts in localStorage, and draws networks as plain SVG
-// columns (one per value-chain stage) so every member and link is a focusable,
-// labelled element rather than pixels on a canvas.
+// only (sessionStorage), drafts in localStorage, and draws networks on their
+// value chain with cytoscape (vendor/cytoscape.min.js, served from the binary),
+// with a keyboard walk of the drawing and a table of the same network beside it.
 'use strict';
 
 (() => {
@@ -31,19 +31,6 @@
       if (child === null || child === undefined || child === false) continue;
       node.append(child instanceof Node ? child : document.createTextNode(String(child)));
     }
-    return node;
-  }
-
-  const SVG_NS = 'http://www.w3.org/2000/svg';
-  function svg(tag, attrs, ...children) {
-    const node = document.createElementNS(SVG_NS, tag);
-    for (const [k, v] of Object.entries(attrs || {})) {
-      if (v === undefined || v === null || v === false) continue;
-      if (k === 'text') node.textContent = v;
-      else if (k.startsWith('on')) node.addEventListener(k.slice(2), v);
-      else node.setAttribute(k, String(v));
-    }
-    for (const child of children.flat(Infinity)) if (child) node.append(child);
     return node;
   }
 
@@ -177,10 +164,12 @@
       if (response.status === 401 && attempt < 2 && (sessionStorage.getItem(KEY_STORE) || '') !== (key || '')) {
         continue; // another call was given a key while this one was on its way
       }
-      if (response.status === 401 && attempt === 0) {
-        const why = method === 'GET' || path === '/v1/networks'
-          ? 'The service asks for a read key.'
-          : 'This change needs the write key.';
+      // POST /v1/networks only reads; every other non-GET call is a write.
+      const write = !(method === 'GET' || path === '/v1/networks');
+      // 401: no key was sent. 403 `forbidden`: the tab's key may not do this (a
+      // read key on a write): ask for the right one instead of failing.
+      if ((response.status === 401 || (response.status === 403 && failure.code === 'forbidden')) && attempt === 0) {
+        const why = write ? 'This change needs the write key.' : 'The service asks for a read key.';
         const given = await askKey(why + ' (' + message + ')');
         if (given) {
           sessionStorage.setItem(KEY_STORE, given);
@@ -382,6 +371,7 @@
           ...(tie.partners || []).flatMap((p, i) => (i ? [', ', firmLink(p)] : [firmLink(p)]))));
       }
       if (ties.length > 100) tiesList.append(el('li', {}, `and ${ties.length - 100} more`));
+      namePartners(tiesList, seq);
       setStatus($('firm-status'), '', '');
     }).catch((error) => seq === firmSeq && setStatus($('firm-status'), 'error', error.message));
 
@@ -402,10 +392,28 @@
       if (seq !== firmSeq) return;
       rememberNames(data.network);
       setStatus($('around-status'), '', '');
-      $('around-net').append(renderNetwork(data.network, { title: 'Network around ' + (names.get(id) || id) }));
+      const drawn = renderNetwork(data.network, { title: 'Network around ' + (names.get(id) || id) });
+      $('around-net').append(drawn);
+      drawn.mount();
     }).catch((error) => seq === firmSeq && setStatus($('around-status'), 'error', error.message));
 
     await Promise.all([profile, partners, around]);
+  }
+
+  // A collaboration names its partners by id: the first few unknown ones are
+  // looked up so the manager reads names (a failed look-up leaves the id, which
+  // still links to the firm's page).
+  async function namePartners(list, seq) {
+    const links = [...list.querySelectorAll('a[href^="#/firm/"]')];
+    const wanted = [...new Set(links.map((a) => decodeURIComponent(a.getAttribute('href').slice(7))))]
+      .filter((id) => !names.has(id)).slice(0, 12);
+    await Promise.all(wanted.map((id) => api('GET', '/v1/firms/' + encodeURIComponent(id))
+      .then(({ data }) => names.set(id, data.name)).catch(() => null)));
+    if (seq !== firmSeq) return;
+    for (const a of links) {
+      const id = decodeURIComponent(a.getAttribute('href').slice(7));
+      if (names.has(id)) a.textContent = names.get(id);
+    }
   }
 
   $('firm-build').addEventListener('click', () => {
@@ -487,121 +495,99 @@
     return name.length > max ? name.slice(0, max - 1) + '…' : name;
   }
 
-  let clipCount = 0;
-  const COL_W = 224;
-  const NODE_W = 172;
-  const NODE_H = 50;
-  const ROW_H = 66;
+  // The drawing is cytoscape's (vendored in the binary): it renders, routes the
+  // links, draws their arrows and tells which element the pointer is on. The
+  // layout is cytoscape's `preset` one fed with the grid the API already fixes —
+  // a column per stage of `chain`, upstream first, members stacked in it — since
+  // a layered layout would re-rank the members by their links and lose the
+  // API's stage order. A canvas is not keyboard-reachable, so the drawing is one
+  // focusable widget whose arrow keys walk the members (each announced with its
+  // links and their reasons), and the table under it holds the same network.
+  const COL_W = 198;
+  const NODE_W = 168;
+  // A long chain is shrunk to fit the page down to this zoom (12 px names stay
+  // above 9 px); beyond it the drawing scrolls sideways.
+  const MIN_ZOOM = 0.78;
+  // Room right of the last column for links within it to bow out.
+  const BOW_ROOM = 56;
+  const NODE_H = 52;
+  const ROW_H = 68;
   const HEAD_H = 46;
+  const PAD = 10;
+  const KIND_COLOURS = {
+    company: ['#1d4ed8', '#e8efff'],
+    university: ['#6d28d9', '#f1eafe'],
+    research: ['#0f766e', '#e1f4f1'],
+    public: ['#b45309', '#fdf0e1'],
+    other: ['#4b5563', '#eef0f2'],
+  };
+  const RELATION_LINE = {
+    supplies: ['#3e4c59', 'solid'],
+    complements: ['#0f766e', 'dotted'],
+    worked_together: ['#b45309', 'dashed'],
+  };
+  const FOCUS = '#f59e0b';
 
-  function drawChain(network, title) {
-    const columns = chainColumns(network);
-    const rows = Math.max(1, ...columns.map((c) => c.members.length));
-    const width = Math.max(1, columns.length) * COL_W + 40;
-    const height = HEAD_H + rows * ROW_H + 14;
-    const members = network.members || [];
-    const links = network.links || [];
-    const canvas = svg('svg', {
-      class: 'chain', width, height, viewBox: `0 0 ${width} ${height}`, role: 'group',
-      'aria-label': `${title}: ${members.length} members in ${columns.filter((c) => !c.gap).length} stages, ${links.length} links, ${columns.filter((c) => c.gap).length} missing stages`,
-    });
-    canvas.append(svg('defs', {},
-      svg('marker', { id: 'arrow', viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: 'auto-start-reverse' },
-        svg('path', { d: 'M0,0 L10,5 L0,10 z', class: 'arrow-head' }))));
-    const where = new Map();
-    const nodes = svg('g', { class: 'nodes' });
-    columns.forEach((column, i) => {
-      const x = 20 + i * COL_W;
-      const band = svg('rect', { x: x - 8, y: 4, width: COL_W - 12, height: height - 8, rx: 8, class: column.gap ? 'column gap' : 'column' });
-      if (column.gap) band.append(svg('title', { text: `missing stage: ${column.name}${column.reason ? ' — ' + column.reason : ''}` }));
-      canvas.append(band);
-      const label = svg('text', { x: x + NODE_W / 2, y: 24, class: 'column-title', 'text-anchor': 'middle' });
-      label.textContent = shortName(column.name, 26);
-      canvas.append(label);
-      if (column.gap) {
-        const missing = svg('text', { x: x + NODE_W / 2, y: 40, class: 'gap-title', 'text-anchor': 'middle' });
-        missing.textContent = 'missing: no member';
-        canvas.append(missing);
-      }
-      column.members.forEach((member, row) => {
-        const y = HEAD_H + row * ROW_H;
-        where.set(member.id, { x, y, column: i });
-        const kind = KINDS.includes(member.kind) ? member.kind : 'other';
-        const status = member.status && member.status !== 'proposed' ? member.status : '';
-        const label = `${member.name}, ${member.kind}${member.country ? ', ' + member.country : ''}; stage ${column.name}${status ? '; ' + status : ''}`;
-        const node = svg('g', {
-          class: `node kind-${kind}${status ? ' status-' + status : ''}`, tabindex: 0, role: 'img',
-          'aria-label': label, 'data-id': member.id,
-        });
-        node.append(svg('title', { text: label }));
-        // Long names are cut at the box's edge (the full name is in the label and tooltip).
-        const clip = 'clip-' + (++clipCount);
-        node.append(svg('clipPath', { id: clip }, svg('rect', { x: x + 4, y, width: NODE_W - 8, height: NODE_H })));
-        node.append(svg('rect', { x, y, width: NODE_W, height: NODE_H, rx: 6, class: 'node-box' }));
-        node.append(svg('text', { x: x + 8, y: y + 20, class: 'node-name', 'clip-path': `url(#${clip})`, text: shortName(member.name, 24) }));
-        node.append(svg('text', { x: x + 8, y: y + 38, class: 'node-meta', 'clip-path': `url(#${clip})`, text: [member.kind, member.country, status].filter(Boolean).join(' · ') }));
-        nodes.append(node);
-      });
-    });
-    const edges = svg('g', { class: 'links' });
-    const pairCount = new Map();
-    for (const link of links) {
-      const a = where.get(link.from);
-      const b = where.get(link.to);
-      if (!a || !b) continue;
-      const pair = [link.from, link.to].sort().join('|');
-      const nth = pairCount.get(pair) || 0;
-      pairCount.set(pair, nth + 1);
-      const bend = nth * 14;
-      let d;
-      if (a.column === b.column) {
-        const x = a.x + NODE_W;
-        const y1 = a.y + NODE_H / 2 - 6 + nth * 6;
-        const y2 = b.y + NODE_H / 2 - 6 + nth * 6;
-        const out = 26 + Math.abs(y2 - y1) / 6 + bend;
-        d = `M${x},${y1} C${x + out},${y1} ${x + out},${y2} ${x},${y2}`;
-      } else {
-        const forward = b.x > a.x;
-        const x1 = forward ? a.x + NODE_W : a.x;
-        const x2 = forward ? b.x : b.x + NODE_W;
-        const y1 = a.y + NODE_H / 2 + (nth ? 8 : 0);
-        const y2 = b.y + NODE_H / 2 + (nth ? 8 : 0);
-        const mid = (x1 + x2) / 2;
-        d = `M${x1},${y1} C${mid},${y1 + bend} ${mid},${y2 + bend} ${x2},${y2}`;
-      }
-      const from = names.get(link.from) || link.from;
-      const to = names.get(link.to) || link.to;
-      const directed = linkDirected(link);
-      const text = directed ? `${from} → ${to}: ${linkReason(link)}` : `${from} ↔ ${to}: ${linkReason(link)}`;
-      const group = svg('g', { class: 'link ' + (link.relation || 'related'), tabindex: 0, role: 'img', 'aria-label': text, 'data-from': link.from, 'data-to': link.to });
-      group.append(svg('title', { text }));
-      group.append(svg('path', { d, class: 'link-hit' }));
-      group.append(svg('path', { d, class: 'link-line', 'marker-end': directed ? 'url(#arrow)' : null }));
-      edges.append(group);
+  function graphStyle() {
+    const style = [
+      { selector: 'node, edge', style: { 'z-index-compare': 'manual', 'font-family': 'system-ui, -apple-system, "Segoe UI", Roboto, Arial, sans-serif' } },
+      { selector: 'node.column', style: {
+        shape: 'round-rectangle', width: 'data(w)', height: 'data(h)', 'background-color': '#eef2f7', 'border-width': 0,
+        label: 'data(label)', 'text-valign': 'top', 'text-margin-y': 34, 'text-wrap': 'wrap', 'text-max-width': COL_W - 24,
+        'font-size': 13, 'font-weight': 600, color: '#1f2933', 'z-index': 0, 'line-height': 1.15,
+      } },
+      { selector: 'node.column.gap', style: {
+        'background-color': '#ffffff', 'border-width': 2, 'border-style': 'dashed', 'border-color': '#b42318', color: '#b42318',
+      } },
+      { selector: 'node.member', style: {
+        shape: 'round-rectangle', width: NODE_W, height: NODE_H, 'border-width': 2, label: 'data(label)',
+        'text-valign': 'center', 'text-halign': 'center', 'text-wrap': 'wrap', 'text-max-width': NODE_W - 10,
+        'font-size': 12, color: '#1f2933', 'z-index': 20, 'line-height': 1.3,
+      } },
+      { selector: 'node.member.held', style: { 'border-width': 5 } },
+      { selector: 'node.member.will-exclude', style: { opacity: 0.45, 'border-style': 'dashed' } },
+      { selector: 'node.member.focused', style: { 'border-color': FOCUS, 'border-width': 5, 'overlay-opacity': 0 } },
+      { selector: 'edge', style: {
+        width: 2, 'curve-style': 'bezier', 'control-point-step-size': 18, 'arrow-scale': 1.1, 'z-index': 10,
+        'line-color': RELATION_LINE.supplies[0], 'target-arrow-color': RELATION_LINE.supplies[0],
+      } },
+      { selector: 'edge.directed', style: { 'target-arrow-shape': 'triangle' } },
+      // Links within a stage leave and enter at the members' right edges and bow
+      // out into the space between the columns.
+      { selector: 'edge.same-column', style: {
+        'curve-style': 'unbundled-bezier', 'control-point-distances': 'data(bend)', 'control-point-weights': 0.5,
+        'source-endpoint': '50% 0%', 'target-endpoint': '50% 0%',
+      } },
+      { selector: 'edge.arc', style: {
+        'curve-style': 'unbundled-bezier', 'control-point-distances': 'data(bend)', 'control-point-weights': 0.5,
+      } },
+      { selector: 'edge.active', style: { 'line-color': FOCUS, 'target-arrow-color': FOCUS, width: 4, 'z-index': 15 } },
+      { selector: 'edge.dim', style: { opacity: 0.18 } },
+      { selector: 'node:active, edge:active', style: { 'overlay-opacity': 0 } },
+    ];
+    for (const [kind, [line, fill]] of Object.entries(KIND_COLOURS)) {
+      style.push({ selector: `node.member.kind-${kind}`, style: { 'border-color': line, 'background-color': fill } });
     }
-    // Links under nodes, but both keyboard-reachable: nodes first in tab order.
-    canvas.append(edges, nodes);
-    const show = (event) => {
-      const target = event.target.closest('.node, .link');
-      if (!target) return;
-      highlight(canvas, target);
-      showTooltip(target, target.getAttribute('aria-label') + nodeLinksText(target, links));
-    };
-    const hide = () => {
-      highlight(canvas, null);
-      hideTooltip();
-    };
-    canvas.addEventListener('mouseover', show);
-    canvas.addEventListener('focusin', show);
-    canvas.addEventListener('mouseleave', hide);
-    canvas.addEventListener('focusout', hide);
-    canvas.addEventListener('keydown', (event) => moveFocus(event, canvas));
-    return canvas;
+    for (const [relation, [colour, dash]] of Object.entries(RELATION_LINE)) {
+      style.push({ selector: `edge.${relation}`, style: { 'line-color': colour, 'target-arrow-color': colour, 'line-style': dash } });
+    }
+    // Focus last, so it wins over the kind's colour.
+    style.push({ selector: 'node.member.focused', style: { 'border-color': FOCUS } });
+    return style;
   }
 
-  function nodeLinksText(target, links) {
-    if (!target.classList.contains('node')) return '';
-    const id = target.dataset.id;
+  function memberLabel(member, column) {
+    const status = member.status && member.status !== 'proposed' ? member.status : '';
+    return `${member.name}, ${member.kind}${member.country ? ', ' + member.country : ''}; stage ${column.name}${status ? '; ' + status : ''}`;
+  }
+
+  function linkText(link) {
+    const from = names.get(link.from) || link.from;
+    const to = names.get(link.to) || link.to;
+    return `${from} ${linkDirected(link) ? '→' : '↔'} ${to}: ${linkReason(link)}`;
+  }
+
+  function nodeLinksText(id, links) {
     const mine = links.filter((l) => l.from === id || l.to === id);
     if (!mine.length) return '\nNo link to the other members.';
     return '\n' + mine.map((l) => {
@@ -611,44 +597,223 @@
     }).join('\n');
   }
 
-  function highlight(canvas, target) {
-    for (const node of canvas.querySelectorAll('.active, .dim')) node.classList.remove('active', 'dim');
-    if (!target) return;
-    if (target.classList.contains('node')) {
-      const id = target.dataset.id;
-      for (const link of canvas.querySelectorAll('.link')) {
-        link.classList.add(link.dataset.from === id || link.dataset.to === id ? 'active' : 'dim');
-      }
-    }
-    target.classList.add('active');
-  }
+  let graphCount = 0;
 
-  // Arrow keys move between nodes: left/right across stages, up/down within one.
-  function moveFocus(event, canvas) {
-    const current = event.target.closest('.node');
-    if (!current || !['ArrowLeft', 'ArrowRight', 'ArrowUp', 'ArrowDown'].includes(event.key)) return;
-    const nodes = [...canvas.querySelectorAll('.node')];
-    const box = (n) => n.querySelector('rect');
-    const pos = (n) => ({ x: Number(box(n).getAttribute('x')), y: Number(box(n).getAttribute('y')) });
-    const here = pos(current);
-    const candidates = nodes.filter((n) => n !== current).map((n) => ({ n, p: pos(n) })).filter(({ p }) => {
-      if (event.key === 'ArrowRight') return p.x > here.x;
-      if (event.key === 'ArrowLeft') return p.x < here.x;
-      if (event.key === 'ArrowDown') return p.x === here.x && p.y > here.y;
-      return p.x === here.x && p.y < here.y;
+  // The value chain of `network` as a cytoscape drawing in a horizontal scroller.
+  // Returns the element; call its `mount()` once it is in the document (cytoscape
+  // measures its container).
+  function drawChain(network, title) {
+    const columns = chainColumns(network);
+    const members = network.members || [];
+    const links = network.links || [];
+    const rows = Math.max(1, ...columns.map((c) => c.members.length));
+    let width = Math.max(1, columns.length) * COL_W + 2 * PAD;
+    // Room under the members for the arcs of links that skip stages (see below).
+    const stageIndex = new Map();
+    columns.forEach((column, i) => column.members.forEach((m) => stageIndex.set(m.id, i)));
+    const longest = Math.max(1, ...links.filter((l) => stageIndex.has(l.from) && stageIndex.has(l.to))
+      .map((l) => Math.abs(stageIndex.get(l.from) - stageIndex.get(l.to))));
+    const arcRoom = longest > 1 ? (56 + 44 * (longest - 2) + 28) / 2 : 0;
+    const height = HEAD_H + rows * ROW_H + 2 * PAD + arcRoom;
+    const hintId = 'graph-hint-' + (++graphCount);
+    const gaps = columns.filter((c) => c.gap);
+    const container = el('div', {
+      class: 'graph', tabindex: 0, role: 'application', 'aria-roledescription': 'value-chain drawing',
+      'aria-label': `${title}: ${members.length} members in ${columns.length - gaps.length} stages, ${links.length} links, ${gaps.length} missing stages`,
+      'aria-describedby': hintId,
+      'data-members': members.length, 'data-links': links.length, 'data-gaps': gaps.length,
     });
-    candidates.sort((a, b) => Math.abs(a.p.x - here.x) - Math.abs(b.p.x - here.x) || Math.abs(a.p.y - here.y) - Math.abs(b.p.y - here.y));
-    if (candidates.length) {
+    container.style.width = width + 'px';
+    container.style.height = height + 'px';
+    const announce = el('p', { class: 'visually-hidden', 'aria-live': 'polite' });
+    const hint = el('p', { id: hintId, class: 'graph-hint no-print' },
+      'Point at a member or a link for its reasons. With the keyboard: focus the drawing, arrow keys move between members ' +
+      '(left/right across stages, up/down within one), Enter opens the member\'s page. The table below lists the same network.');
+    const picture = el('img', { class: 'print-only graph-print', alt: `${title} (drawing)` });
+    const scroller = el('div', { class: 'chain-scroll' }, container);
+    const box = el('div', { class: 'graph-box' }, scroller, picture, hint, announce);
+
+    // Elements: one background node per column, the members on the grid, the links.
+    const elements = [];
+    const grid = []; // column -> member ids, top to bottom
+    const at = new Map(); // member id -> [column, row]
+    const columnOf = new Map();
+    columns.forEach((column, i) => {
+      const x = PAD + i * COL_W + COL_W / 2;
+      elements.push({
+        group: 'nodes', classes: column.gap ? 'column gap' : 'column',
+        data: { id: 'column:' + i, label: column.gap ? `${column.name}\nmissing: no member` : column.name,
+          w: COL_W - 12, h: height - 2 * PAD, stage: column.name, position: i + 1, reason: column.reason || '' },
+        position: { x, y: height / 2 },
+      });
+      grid.push([]);
+      column.members.forEach((member, row) => {
+        const kind = KINDS.includes(member.kind) ? member.kind : 'other';
+        const status = member.status && member.status !== 'proposed' ? member.status : '';
+        const held = status === 'anchor' || status === 'locked';
+        grid[i].push(member.id);
+        at.set(member.id, [i, row]);
+        columnOf.set(member.id, column);
+        elements.push({
+          group: 'nodes', classes: `member kind-${kind}${held ? ' held' : ''}`,
+          data: { id: member.id, label: `${shortName(member.name, /[a-z]/.test(member.name) ? 20 : 16)}\n${[member.kind, member.country, status].filter(Boolean).join(' · ')}`,
+            text: memberLabel(member, column) },
+          position: { x, y: PAD + HEAD_H + row * ROW_H + NODE_H / 2 },
+        });
+      });
+    });
+    const pairs = new Map();
+    let lastColumnBows = false;
+    links.forEach((link, n) => {
+      if (!at.has(link.from) || !at.has(link.to)) return;
+      const [ca, ra] = at.get(link.from);
+      const [cb, rb] = at.get(link.to);
+      const pair = [link.from, link.to].sort().join('|');
+      const nth = pairs.get(pair) || 0;
+      pairs.set(pair, nth + 1);
+      const same = ca === cb;
+      if (same && ca === columns.length - 1) lastColumnBows = true;
+      const span = Math.abs(cb - ca);
+      let bend = 0;
+      if (same) {
+        // Links within a stage bow out to the right, further the more rows they span.
+        bend = -(80 + 24 * Math.abs(rb - ra) + 16 * nth) * Math.sign(rb - ra || 1);
+      } else if (span > 1) {
+        // A link that skips stages arcs below the members between, deeper the more
+        // it skips, so it neither crosses them nor lies on the links between neighbours.
+        bend = (56 + 44 * (span - 2) + 14 * nth) * Math.sign(cb - ca);
+      }
+      elements.push({
+        group: 'edges',
+        classes: [link.relation || 'related', linkDirected(link) ? 'directed' : '', same ? 'same-column' : '', span > 1 ? 'arc' : '']
+          .filter(Boolean).join(' '),
+        data: { id: 'link:' + n, source: link.from, target: link.to, text: linkText(link), bend },
+      });
+    });
+
+    if (lastColumnBows) width += BOW_ROOM - PAD;
+
+    let cy = null;
+    let focused = null;
+    const show = (ele) => {
+      if (!cy) return;
+      for (const e of cy.elements('.active, .dim, .focused')) e.removeClass('active dim focused');
+      if (!ele) {
+        hideTooltip();
+        return;
+      }
+      let text;
+      if (ele.isEdge()) {
+        ele.addClass('active');
+        text = ele.data('text');
+      } else if (ele.hasClass('member')) {
+        ele.addClass('focused');
+        cy.edges().addClass('dim');
+        ele.connectedEdges().removeClass('dim').addClass('active');
+        text = ele.data('text') + nodeLinksText(ele.id(), links);
+      } else {
+        const column = columns[ele.data('position') - 1];
+        text = column.gap
+          ? `Missing stage: ${column.name}. No member covers it${column.reason ? ': ' + column.reason : ''}.`
+          : `Stage ${column.name}: ${column.members.map((m) => m.name).join(', ')}`;
+      }
+      const frame = container.getBoundingClientRect();
+      const bb = ele.renderedBoundingBox();
+      showTooltip({ left: frame.left + bb.x1, right: frame.left + bb.x2, top: frame.top + bb.y1, bottom: frame.top + bb.y2 }, text);
+      return text;
+    };
+    const focusMember = (id) => {
+      focused = id;
+      container.dataset.focused = id;
+      const node = cy.getElementById(id);
+      const text = show(node);
+      announce.textContent = text || '';
+      // Keep the focused member in view inside the scroller.
+      const bb = node.renderedBoundingBox();
+      if (bb.x1 < scroller.scrollLeft || bb.x2 > scroller.scrollLeft + scroller.clientWidth) {
+        scroller.scrollLeft = Math.max(0, bb.x1 - 40);
+      }
+    };
+
+    container.addEventListener('keydown', (event) => {
+      if (!cy) return;
+      const keys = ['ArrowLeft', 'ArrowRight', 'ArrowUp', 'ArrowDown', 'Home', 'End'];
+      if (event.key === 'Enter' && focused) {
+        event.preventDefault();
+        location.hash = '#/firm/' + encodeURIComponent(focused);
+        return;
+      }
+      if (event.key === 'Escape') {
+        focused = null;
+        delete container.dataset.focused;
+        show(null);
+        return;
+      }
+      if (!keys.includes(event.key)) return;
+      const filled = grid.map((ids, i) => [i, ids]).filter(([, ids]) => ids.length);
+      if (!filled.length) return;
       event.preventDefault();
-      candidates[0].n.focus();
-    }
+      if (!focused || event.key === 'Home') return focusMember(filled[0][1][0]);
+      if (event.key === 'End') return focusMember(filled[filled.length - 1][1][0]);
+      const [col, row] = at.get(focused);
+      if (event.key === 'ArrowUp' || event.key === 'ArrowDown') {
+        const next = grid[col][row + (event.key === 'ArrowDown' ? 1 : -1)];
+        if (next) focusMember(next);
+        return;
+      }
+      const step = event.key === 'ArrowRight' ? 1 : -1;
+      for (let c = col + step; c >= 0 && c < grid.length; c += step) {
+        if (grid[c].length) return focusMember(grid[c][Math.min(row, grid[c].length - 1)]);
+      }
+    });
+    container.addEventListener('focus', () => {
+      if (cy && !focused && grid.some((ids) => ids.length)) focusMember(grid.find((ids) => ids.length)[0]);
+      else if (cy && focused) focusMember(focused);
+    });
+    container.addEventListener('blur', () => show(null));
+
+    container.mount = () => {
+      if (cy || typeof window.cytoscape !== 'function') {
+        if (!cy) container.replaceWith(el('p', { class: 'status error' }, 'The drawing library did not load; the table below lists the network.'));
+        return;
+      }
+      const zoom = Math.min(1, Math.max(MIN_ZOOM, (scroller.clientWidth - 2) / width));
+      container.style.width = Math.ceil(width * zoom) + 'px';
+      container.style.height = Math.ceil(height * zoom) + 'px';
+      cy = window.cytoscape({
+        container,
+        elements,
+        style: graphStyle(),
+        layout: { name: 'preset', fit: false, zoom, pan: { x: 0, y: 0 } },
+        userZoomingEnabled: false,
+        userPanningEnabled: false,
+        boxSelectionEnabled: false,
+        autoungrabify: true,
+        autounselectify: true,
+      });
+      container.cy = cy; // for tests and the curious: the drawing's elements
+      cy.on('mouseover', 'node, edge', (event) => show(event.target));
+      cy.on('mouseout', 'node, edge', () => (focused && document.activeElement === container ? focusMember(focused) : show(null)));
+      cy.on('tap', 'node.member', (event) => {
+        container.focus({ preventScroll: true });
+        focusMember(event.target.id());
+      });
+      window.addEventListener('beforeprint', () => {
+        if (cy && picture.isConnected) picture.src = cy.png({ full: true, scale: 2, bg: '#ffffff' });
+      });
+    };
+    box.mount = container.mount;
+    return box;
   }
 
-  function showTooltip(target, text) {
+  function hideTooltip() {
+    $('tooltip').hidden = true;
+  }
+
+  function showTooltip(rect, text) {
     const tip = $('tooltip');
     tip.textContent = text;
     tip.hidden = false;
-    const rect = target.getBoundingClientRect();
     const left = Math.min(window.innerWidth - tip.offsetWidth - 8, Math.max(8, rect.left));
     let top = rect.bottom + 6;
     if (top + tip.offsetHeight > window.innerHeight - 8) top = Math.max(8, rect.top - tip.offsetHeight - 6);
@@ -656,21 +821,20 @@
     tip.style.top = top + 'px';
   }
 
-  function hideTooltip() {
-    $('tooltip').hidden = true;
-  }
-
   function legend() {
+    const line = (relation, text) => el('span', { class: 'legend-line ' + relation }, text);
     return el('p', { class: 'legend' }, 'Colours: ',
       KINDS.map((k) => [kindBadge(k), ' ']),
-      el('span', { class: 'legend-line supplies' }, '→ supplies'), ' ',
-      el('span', { class: 'legend-line complements' }, '→ offers what the other needs'), ' ',
-      el('span', { class: 'legend-line worked_together' }, '⇢ worked together'), ' ',
-      el('span', { class: 'legend-gap' }, 'dashed column: missing stage'));
+      line('supplies', '—▶ supplies'), ' ',
+      line('complements', '···▶ offers what the other needs'), ' ',
+      line('worked_together', '- - worked together'), ' ',
+      el('span', {}, 'thick border: anchor or locked'), ' ',
+      el('span', { class: 'legend-gap' }, 'red dashed column: missing stage'));
   }
 
-  // A network: summary, value-chain drawing, requirement coverage and the member table.
-  // `actions` (optional) adds the lock / exclude (and feedback) controls per member.
+  // A network: summary, value-chain drawing, requirement coverage, and the member
+  // and link tables. `actions` (optional) adds the lock / exclude (and feedback)
+  // controls per member. Call `mount()` on the result once it is in the document.
   function renderNetwork(network, options = {}) {
     const box = el('div', { class: 'network' });
     const members = network.members || [];
@@ -678,36 +842,56 @@
     const gapNames = columns.filter((c) => c.gap).map((c) => (c.reason ? `${c.name} (${c.reason})` : c.name));
     box.append(el('p', { class: 'summary' },
       `${members.length} members · score ${number(network.score, 2)} · stages ${columns.filter((c) => !c.gap).length}`,
-      gapNames.length ? ` · missing: ${gapNames.join(', ')}` : ''));
-    const scroller = el('div', { class: 'chain-scroll' });
-    scroller.append(drawChain(network, options.title || 'Network'));
-    box.append(scroller, legend());
+      gapNames.length ? ` · missing: ${gapNames.join('; ')}` : ''));
+    const drawing = drawChain(network, options.title || 'Network');
+    box.append(drawing, legend());
     if ((network.requirements || []).length) {
       box.append(el('ul', { class: 'requirements' }, network.requirements.map((r) =>
         el('li', { class: r.covered ? 'met' : 'unmet' }, (r.covered ? '✓ ' : '✗ ') + r.requirement,
           r.by && r.by.length ? ' — ' + r.by.map((id) => names.get(id) || id).join(', ') : ''))));
     }
     box.append(memberTable(members, options.actions));
+    box.append(linkTable(network.links || []));
+    box.mount = drawing.mount;
     return box;
   }
 
+  function linkTable(links) {
+    if (!links.length) return el('p', { class: 'meta' }, 'No links between the members.');
+    const details = el('details', { class: 'links' },
+      el('summary', {}, `Links between the members (${links.length})`),
+      el('div', { class: 'table-scroll' }, el('table', { class: 'members' },
+        el('caption', { class: 'visually-hidden' }, 'Links between the members'),
+        el('thead', {}, el('tr', {}, ['From', 'To', 'Relation', 'Why'].map((h) => el('th', { scope: 'col' }, h)))),
+        el('tbody', {}, links.map((l) => el('tr', {},
+          el('td', {}, firmLink(l.from)),
+          el('td', {}, firmLink(l.to)),
+          el('td', {}, (l.relation || '').replace('_', ' ') + (linkDirected(l) ? ' →' : ' ↔')),
+          el('td', {}, linkReason(l))))))));
+    return details;
+  }
+
+  // At tablet width (app.css) the rows become cards, each cell headed by its
+  // `data-label`; the explicit roles keep it a table for screen readers then.
   function memberTable(members, actions) {
-    const table = el('table', { class: 'members' },
+    const heads = ['Member', 'Kind', 'Country', 'Role', 'Status', 'Score', 'Why'];
+    const table = el('table', { class: 'members', role: 'table' },
       el('caption', {}, 'Members'),
-      el('thead', {}, el('tr', {},
-        ['Member', 'Kind', 'Country', 'Role', 'Status', 'Score', 'Why'].map((h) => el('th', { scope: 'col' }, h)),
-        actions ? el('th', { scope: 'col', class: 'no-print' }, 'Decide') : null)));
-    const body = el('tbody');
+      el('thead', { role: 'rowgroup' }, el('tr', { role: 'row' },
+        heads.map((h) => el('th', { scope: 'col', role: 'columnheader' }, h)),
+        actions ? el('th', { scope: 'col', role: 'columnheader', class: 'no-print' }, 'Decide') : null)));
+    const body = el('tbody', { role: 'rowgroup' });
     for (const m of members) {
-      const row = el('tr', { 'data-id': m.id, class: 'member status-' + (m.status || 'proposed') },
-        el('th', { scope: 'row' }, firmLink(m.id, m.name)),
-        el('td', {}, kindBadge(m.kind)),
-        el('td', {}, m.country || ''),
-        el('td', {}, m.role || m.stage || ''),
-        el('td', {}, m.status || ''),
-        el('td', {}, number(m.score, 2)),
-        el('td', {}, reasonList(m.reasons)));
-      if (actions) row.append(el('td', { class: 'no-print decide' }, actions(m)));
+      const cell = (i, ...content) => el('td', { role: 'cell', 'data-label': heads[i], class: 'col-' + heads[i].toLowerCase() }, ...content);
+      const row = el('tr', { 'data-id': m.id, class: 'member status-' + (m.status || 'proposed'), role: 'row' },
+        el('th', { scope: 'row', role: 'rowheader' }, firmLink(m.id, m.name)),
+        cell(1, kindBadge(m.kind)),
+        cell(2, m.country || ''),
+        cell(3, m.role || m.stage || ''),
+        cell(4, m.status || ''),
+        cell(5, number(m.score, 2)),
+        cell(6, reasonList(m.reasons)));
+      if (actions) row.append(el('td', { role: 'cell', 'data-label': 'Decide', class: 'no-print decide' }, actions(m)));
       body.append(row);
     }
     table.append(body);
@@ -923,6 +1107,14 @@
       row.classList.toggle('will-lock', built.lock.has(id));
       row.classList.toggle('will-exclude', built.exclude.has(id));
     }
+    // The drawing shows the choices too: a member to exclude fades, one to lock gets the thick border.
+    const graph = document.querySelector('#net-main .graph');
+    if (graph && graph.cy) {
+      for (const node of graph.cy.nodes('.member')) {
+        node.toggleClass('will-exclude', built.exclude.has(node.id()));
+        node.toggleClass('held', built.lock.has(node.id()) || /; (anchor|locked)$/.test(node.data('text')));
+      }
+    }
   }
 
   async function sendFeedback(member, decision, button) {
@@ -949,7 +1141,9 @@
     const main = $('net-main');
     clear(main);
     main.append(el('h2', {}, 'Proposed network'));
-    main.append(renderNetwork(data.network, { title: 'Proposed network', actions: decisionButtons }));
+    const drawn = renderNetwork(data.network, { title: 'Proposed network', actions: decisionButtons });
+    main.append(drawn);
+    drawn.mount();
     refreshDecisions();
     $('net-print-request').textContent = 'Request: ' + describe(built.request);
     const alternatives = data.alternatives || [];
@@ -1004,6 +1198,10 @@
     drawAlternatives();
   });
   $('net-print').addEventListener('click', () => window.print());
+  // The print view shows the link tables too.
+  window.addEventListener('beforeprint', () => {
+    for (const details of document.querySelectorAll('details.links')) details.open = true;
+  });
   $('net-json').addEventListener('click', () => {
     if (built.raw) download('network.json', 'application/json', built.raw);
   });
