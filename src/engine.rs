@@ -350,8 +350,10 @@ impl Engine {
         let mut model =
             FittedModel::fit_with_feedback(&firms, &collaborations, generation, self.params.clone(), &feedback)
                 .map_err(|error| EngineError::Model(error.to_string()))?;
-        if let Some(learning) = &mut model.feedback {
-            learning.digest = digest;
+        if digest != 0 {
+            // Decisions none of which names a firm of this catalogue still mark the
+            // model, or every fit would redo it.
+            model.feedback.get_or_insert_with(Default::default).digest = digest;
         }
         if let Some(store) = &self.store {
             store.save(&model).map_err(|error| EngineError::Model(error.to_string()))?;

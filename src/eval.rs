@@ -934,10 +934,8 @@ pub fn learning_check(catalogue: &Path, queries_path: &Path, k: usize, rounds: u
     let orgs: Vec<Value> = read_lines(&catalogue.join("orgs.jsonl"))?;
     let collaborations: Vec<Value> = read_lines(&catalogue.join("collaborations.jsonl"))?;
     let queries: Vec<QueryLine> = read_lines(queries_path)?;
-    let (feedback_half, scored_half): (Vec<(usize, &QueryLine)>, Vec<(usize, &QueryLine)>) =
-        queries.iter().enumerate().partition(|(i, _)| i % 2 == 0);
-    let feedback_half: Vec<&QueryLine> = feedback_half.into_iter().map(|(_, q)| q).collect();
-    let scored_half: Vec<&QueryLine> = scored_half.into_iter().map(|(_, q)| q).collect();
+    let feedback_half: Vec<&QueryLine> = queries.iter().step_by(2).collect();
+    let scored_half: Vec<&QueryLine> = queries.iter().skip(1).step_by(2).collect();
     let (without, _) = engine_over(orgs.clone(), &collaborations)?;
     let before = score_half(&without, &scored_half, k);
     let decisions: Vec<(String, String, String, bool)> = feedback_half

@@ -455,8 +455,9 @@ impl FittedModel {
     /// decisions were made on what it served. Decisions on firms or anchors the
     /// catalogue no longer holds never reach here (the service resolves ids).
     fn feedback_queries(&self, feedback: &[FeedbackPair]) -> Vec<DecidedQuery> {
-        let mut groups: std::collections::BTreeMap<(u32, Option<String>), (Vec<u32>, Vec<u32>)> =
-            std::collections::BTreeMap::new();
+        // (anchor, text) → (accepted, rejected)
+        type Decided = (Vec<u32>, Vec<u32>);
+        let mut groups: std::collections::BTreeMap<(u32, Option<String>), Decided> = std::collections::BTreeMap::new();
         for pair in feedback {
             let group = groups.entry((pair.anchor, pair.opportunity.clone())).or_default();
             if pair.accepted { group.0.push(pair.firm) } else { group.1.push(pair.firm) }
