@@ -1,7 +1,8 @@
 //! `/v1/feedback` against the real service: the round trip, durability across a
 //! restart and a kill -9 of the real binary, each scope's effect on partners,
 //! shortlists, networks and the refresh's precomputed answers, 4xx for bad
-//! feedback, and cached answers never outliving a rejection (real Redis).
+//! feedback, cached answers never outliving a rejection (real Redis), and the
+//! next fit learning from the decisions (counts and effect in `/v1/admin/model`).
 
 mod common;
 
