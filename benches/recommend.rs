@@ -5,6 +5,10 @@
 //! * `recommend_<n>/opportunity_shortlist`: `POST /v1/shortlists` with text only (k = 20);
 //! * `recommend_<n>/network`: `POST /v1/networks` with one anchor and a text, 5–8
 //!   members, at least one SME, 3 alternatives, 100 candidates (the API defaults).
+//! * `recommend_<n>/network_locked_4`: the same with four more firms in `lock`
+//!   (completion from the firms at the table: the group of five scores every
+//!   candidate, `Engine::relevance`); the locked firms are the anchor's past
+//!   partners when it has four, else the next firms of the shuffled list.
 //!
 //! These call the engine directly (no HTTP, no cache). Every call takes the next
 //! anchor of a shuffled list of all firms, and the next of 128 opportunity texts,
@@ -155,8 +159,39 @@ fn bench_size(c: &mut Criterion, engine: &Engine, label: &str) {
         })
     });
     common::report(&format!("recommend_{label}/network"), std::mem::take(&mut times), failures);
-    if let Some(error) = first_error {
+    if let Some(error) = first_error.take() {
         eprintln!("first network failure: {error}");
+    }
+
+    failures = 0;
+    let mut order = 0usize;
+    group.bench_function("network_locked_4", |b| {
+        b.iter_custom(|iters| {
+            timed(&mut times, iters, || {
+                let (anchor, text) = take();
+                let position = model.position(anchor).expect("an id of the model");
+                let mut lock: Vec<String> =
+                    model.graph.partners(position).iter().take(4).map(|&(p, _)| model.id(p).to_string()).collect();
+                while lock.len() < 4 {
+                    order += 1;
+                    let other = &anchors[(order * 7919) % anchors.len()];
+                    if other != anchor && !lock.contains(other) {
+                        lock.push(other.clone());
+                    }
+                }
+                let request = NetworkRequest { lock, ..network_request(anchor, text) };
+                let outcome = engine.network(&request);
+                if let Err(error) = &outcome {
+                    failures += 1;
+                    first_error.get_or_insert_with(|| format!("{anchor}: {error}"));
+                }
+                outcome.map(|response| response.network.members.len())
+            })
+        })
+    });
+    common::report(&format!("recommend_{label}/network_locked_4"), std::mem::take(&mut times), failures);
+    if let Some(error) = first_error {
+        eprintln!("first locked network failure: {error}");
     }
     group.finish();
 }

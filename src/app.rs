@@ -104,7 +104,10 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         let index = FirmIndex::open(&settings.data.dir.join("index"))?;
         let store = ModelStore::new(crate::engine::model_dir(&settings.data.dir));
-        let engine = Arc::new(Engine::new(Arc::new(index), Some(store), ModelParams::default()));
+        let feedback_dir = crate::feedback::feedback_dir(&settings.data.dir);
+        let feedback = Arc::new(tokio::task::spawn_blocking(move || FeedbackStore::open(&feedback_dir)).await??);
+        let engine =
+            Arc::new(Engine::new(Arc::new(index), Some(store), ModelParams::default()).with_feedback(feedback.clone()));
         if let Some(model) = engine.model() {
             let (engine, dir, k) =
                 (engine.clone(), crate::refresh::refresh_dir(&settings.data.dir), settings.refresh.k);
@@ -124,8 +127,6 @@ impl Application {
                 tracing::info!(profiles = loaded, "loaded the demo catalogue");
             }
         }
-        let feedback_dir = crate::feedback::feedback_dir(&settings.data.dir);
-        let feedback = Arc::new(tokio::task::spawn_blocking(move || FeedbackStore::open(&feedback_dir)).await??);
         let cache = Cache::connect(&settings.cache).await;
         let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port)).map_err(|error| {
             anyhow::anyhow!("cannot listen on {}:{}: {error}", settings.server.host, settings.server.port)

@@ -123,7 +123,7 @@ enum Command {
         #[arg(long, required_unless_present_any = ["holdout", "tune_networks"])]
         queries: Option<PathBuf>,
         /// Where to write one prediction line per query.
-        #[arg(long, required_unless_present_any = ["holdout", "tune_networks"])]
+        #[arg(long, required_unless_present_any = ["holdout", "tune_networks", "learning_check"])]
         predictions: Option<PathBuf>,
         /// Instead of a query file, measure `--lock` completion on held-out
         /// collaborations of the catalogue itself (what its rule is chosen on).
@@ -144,6 +144,12 @@ enum Command {
         /// the catalogue's own collaborations (the queries are not read).
         #[arg(long)]
         tune_networks: bool,
+        /// Instead: the learning check. A simulated manager decides on the
+        /// networks of half the queries (`--feedback-rounds` rounds, at least
+        /// one), the model is refitted with those decisions, and the other half
+        /// is scored with and without them.
+        #[arg(long, requires = "queries")]
+        learning_check: bool,
     },
     /// Measure how many of firms' real suppliers and customers their partner lists
     /// find, next to a text-similarity baseline (fresh in-memory index; no data dir).
@@ -238,7 +244,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             crate::telemetry::init_logging(&settings.log);
             let index = FirmIndex::open(&settings.data.dir.join("index"))?;
             let store = crate::store::ModelStore::new(crate::engine::model_dir(&settings.data.dir));
-            let engine = Engine::new(std::sync::Arc::new(index), Some(store), Default::default());
+            // The manager's decisions are learnt from here as by the service's fits
+            // (the index above is opened only when no service holds the data dir).
+            let feedback = crate::feedback::FeedbackStore::open(&crate::feedback::feedback_dir(&settings.data.dir))?;
+            let engine = Engine::new(std::sync::Arc::new(index), Some(store), Default::default())
+                .with_feedback(std::sync::Arc::new(feedback));
             let started = std::time::Instant::now();
             match engine.fit()? {
                 Some(model) => println!(
@@ -294,11 +304,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{profiles} profiles and {collaborations} collaborations written to {}", out.display());
             Ok(())
         }
-        Command::Eval { catalogue, queries, predictions, k, lock, holdout, feedback_rounds, tune_networks } => {
+        Command::Eval {
+            catalogue,
+            queries,
+            predictions,
+            k,
+            lock,
+            holdout,
+            feedback_rounds,
+            tune_networks,
+            learning_check,
+        } => {
             anyhow::ensure!((1..=200).contains(&k), "--k must be from 1 to 200");
             anyhow::ensure!(feedback_rounds <= 10, "--feedback-rounds must be at most 10");
             if tune_networks {
                 return crate::eval::tune_networks(&catalogue);
+            }
+            if let (true, Some(queries)) = (learning_check, &queries) {
+                return crate::eval::learning_check(&catalogue, queries, k, feedback_rounds.max(1));
             }
             match (queries, predictions) {
                 (Some(queries), Some(predictions)) if !holdout => {

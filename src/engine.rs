@@ -4,18 +4,22 @@
 //! batch jobs share. Everything here is synchronous and may block; async callers
 //! reach it through `spawn_blocking`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use klynge_index::{FirmIndex, IndexError, StoredFirm, TextField};
-use klynge_models::model::{FittedModel, ModelParams, PreparedQuery, Query, Reason, Relation, pair_features};
+use klynge_models::model::{
+    FeedbackPair, FittedModel, ModelParams, PreparedQuery, Query, Reason, Relation, pair_features,
+};
 use klynge_models::scoring::{Features, SIGNAL_COUNT, SIGNALS, Scored, Signal};
 use klynge_models::{Collaboration, Kind, SizeClass};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::feedback::{Decision, FeedbackStore};
 use crate::refresh::Precomputed;
 use crate::store::ModelStore;
 
@@ -30,6 +34,8 @@ pub struct Engine {
     /// One fit at a time; serving goes on from the current model meanwhile. Holds
     /// the last model fitted, which may not be serving yet.
     fitting: Mutex<Option<Arc<FittedModel>>>,
+    /// The cluster manager's decisions, which fits learn from.
+    feedback: Option<Arc<FeedbackStore>>,
 }
 
 /// The model and the batch results computed with it, swapped together so that a
@@ -141,7 +147,36 @@ impl Engine {
             }
         });
         let serving = Serving { model: loaded, precomputed: None };
-        Engine { index, serving: RwLock::new(serving), store, params, fitting: Mutex::new(None) }
+        Engine { index, serving: RwLock::new(serving), store, params, fitting: Mutex::new(None), feedback: None }
+    }
+
+    /// Fits learn from `feedback`'s anchor-scoped decisions from now on.
+    pub fn with_feedback(self, feedback: Arc<FeedbackStore>) -> Engine {
+        Engine { feedback: Some(feedback), ..self }
+    }
+
+    /// The decisions a fit learns from, and their digest (0: none). Decisions on
+    /// firms the catalogue no longer holds are skipped by the fit.
+    fn feedback_pairs(&self) -> (Vec<DecisionRecord>, u64) {
+        let Some(store) = &self.feedback else {
+            return (Vec::new(), 0);
+        };
+        let records: Vec<DecisionRecord> = store
+            .anchor_decisions()
+            .into_iter()
+            .filter_map(|r| {
+                Some(DecisionRecord {
+                    anchor: r.anchor?,
+                    opportunity: r.opportunity,
+                    firm: r.firm,
+                    accepted: r.decision == Decision::Accept,
+                })
+            })
+            .collect();
+        let mut hasher = std::hash::DefaultHasher::new();
+        records.hash(&mut hasher);
+        let digest = if records.is_empty() { 0 } else { hasher.finish().max(1) };
+        (records, digest)
     }
 
     pub fn index(&self) -> &FirmIndex {
@@ -244,8 +279,14 @@ impl Engine {
     /// The generation recommendations are keyed on: index and model together, so
     /// a write or a refit makes every cached answer unreachable.
     pub fn cache_generation(&self) -> String {
-        let model = self.model().map_or(0, |m| m.generation);
-        format!("{}m{}", self.index.generation(), model)
+        match self.model() {
+            // A refit that learnt from new decisions keeps the catalogue's generation
+            // but ranks differently.
+            Some(model) if feedback_digest(&model) != 0 => {
+                format!("{}m{}f{:x}", self.index.generation(), model.generation, feedback_digest(&model))
+            }
+            model => format!("{}m{}", self.index.generation(), model.map_or(0, |m| m.generation)),
+        }
     }
 
     /// Whether the model was fitted on the index as it is now.
@@ -260,8 +301,13 @@ impl Engine {
         if let Some(model) = &model
             && self.model().is_none_or(|current| !Arc::ptr_eq(&current, model))
         {
-            let precomputed = self.serving().precomputed;
-            self.install(model.clone(), precomputed);
+            // A refit of the same catalogue learnt from new decisions: the batch
+            // results ranked with the previous weights no longer hold.
+            let serving = self.serving();
+            let relearnt = serving.model.as_ref().is_some_and(|current| {
+                current.generation == model.generation && feedback_digest(current) != feedback_digest(model)
+            });
+            self.install(model.clone(), if relearnt { None } else { serving.precomputed });
         }
         Ok(model)
     }
@@ -272,7 +318,14 @@ impl Engine {
     pub fn fit_detached(&self) -> Result<Option<Arc<FittedModel>>, EngineError> {
         let mut last_fitted = self.fitting.lock().unwrap_or_else(|p| p.into_inner());
         let generation = self.index.generation();
-        if let Some(model) = self.model().into_iter().chain(last_fitted.clone()).find(|m| m.generation == generation) {
+        let (decisions, digest) = self.feedback_pairs();
+        // The same catalogue and the same decisions: the same model.
+        if let Some(model) = self
+            .model()
+            .into_iter()
+            .chain(last_fitted.clone())
+            .find(|m| m.generation == generation && feedback_digest(m) == digest)
+        {
             return Ok(Some(model));
         }
         let started = Instant::now();
@@ -281,8 +334,27 @@ impl Engine {
             return Ok(None);
         }
         let collaborations = self.index.all_collaborations()?;
-        let model = FittedModel::fit(&firms, &collaborations, generation, self.params.clone())
-            .map_err(|error| EngineError::Model(error.to_string()))?;
+        let position: HashMap<&str, u32> =
+            firms.iter().enumerate().map(|(i, firm)| (firm.id.as_str(), i as u32)).collect();
+        let feedback: Vec<FeedbackPair> = decisions
+            .iter()
+            .filter_map(|d| {
+                Some(FeedbackPair {
+                    anchor: *position.get(d.anchor.as_str())?,
+                    opportunity: d.opportunity.clone(),
+                    firm: *position.get(d.firm.as_str())?,
+                    accepted: d.accepted,
+                })
+            })
+            .collect();
+        let mut model =
+            FittedModel::fit_with_feedback(&firms, &collaborations, generation, self.params.clone(), &feedback)
+                .map_err(|error| EngineError::Model(error.to_string()))?;
+        if digest != 0 {
+            // Decisions none of which names a firm of this catalogue still mark the
+            // model, or every fit would redo it.
+            model.feedback.get_or_insert_with(Default::default).digest = digest;
+        }
         if let Some(store) = &self.store {
             store.save(&model).map_err(|error| EngineError::Model(error.to_string()))?;
         }
@@ -343,6 +415,23 @@ impl Engine {
                     .map(|(i, signal)| (signal.name().to_string(), json!(weights.raw_weight(i))))
                     .collect::<serde_json::Map<String, Value>>()
             }),
+            // What the serving model learnt from the manager's decisions (null: fitted without any).
+            "feedback_learnt": model.feedback.as_ref().map(|learnt| json!({
+                "decisions": learnt.decisions,
+                "accepted": learnt.accepted,
+                "rejected": learnt.rejected,
+                "rejected_learnt": learnt.rejected_learnt,
+                "queries": learnt.queries,
+                "ranking_pairs": learnt.ranking_pairs,
+                "pair_training_pairs": { "positives": learnt.pair_positives, "negatives": learnt.pair_negatives },
+                "agreement_without": learnt.agreement_without,
+                "agreement_with": learnt.agreement_with,
+                "weight_change_per_unit": SIGNALS
+                    .iter()
+                    .zip(&learnt.weight_change)
+                    .map(|(signal, change)| (signal.name().to_string(), json!(change)))
+                    .collect::<serde_json::Map<String, Value>>(),
+            })),
             // What holds a network together: weight per unit of each pair signal
             // between two members (null when too few collaborations to learn it).
             "pair_weights": model.pair_weights.as_ref().map(|pair| json!({
@@ -573,10 +662,13 @@ impl Engine {
 /// real consortia, which is the question completion asks: who else sits with
 /// *these* firms. A candidate that worked with several members gains for each.
 ///
-/// No constant is tuned: both terms are probabilities. The rule was chosen over
-/// the group query alone, a noisy-or of member-wise scores and a noisy-or of the
-/// pair fits on held-out catalogue collaborations (`klynge eval --holdout --lock
-/// 1,2,4`, README), not on the dev queries. For a group the score can pass 1.
+/// No constant is tuned: both terms are probabilities. The rule was chosen on
+/// held-out catalogue collaborations (`klynge eval --holdout --lock 1,2,4
+/// --feedback-rounds 3`, five folds, README), not on the dev queries: over the
+/// group query alone, noisy-ors of member-wise scores and of pair fits, and
+/// ranking weights learnt on groups (held-out collaborations asked with the
+/// anchor and one to four other members), alone or with the pair fits. For a
+/// group the score can pass 1.
 pub fn group_relevance(model: &FittedModel, query: &PreparedQuery, candidates: &[u32]) -> Vec<f32> {
     let pair = model.pair_weights.as_ref();
     let unlinked = pair.map_or(0.0, |pair| pair.score(&[0.0; SIGNAL_COUNT]).score);
@@ -593,6 +685,20 @@ pub fn group_relevance(model: &FittedModel, query: &PreparedQuery, candidates: &
             base + fit
         })
         .collect()
+}
+
+/// A decision as the fit reads it, by firm id.
+#[derive(Hash)]
+struct DecisionRecord {
+    anchor: String,
+    opportunity: Option<String>,
+    firm: String,
+    accepted: bool,
+}
+
+/// The digest of the decisions `model` learnt from (0: none).
+fn feedback_digest(model: &FittedModel) -> u64 {
+    model.feedback.as_ref().map_or(0, |learning| learning.digest)
 }
 
 /// A prepared query, how many candidates were scored, and the top `(position, score)`.

@@ -375,17 +375,14 @@ impl FeedbackStore {
         self.decided(group, opportunity, Decision::Reject)
     }
 
-    /// Every live anchor-scoped decision as (anchor, firm, decision): the pairs a
-    /// fit learns from.
-    pub fn anchor_pairs(&self) -> Vec<(String, String, Decision)> {
+    /// Every live anchor-scoped decision with an anchor, sorted: the pairs a fit
+    /// learns from (see [`crate::engine::Engine::fit_detached`]).
+    pub fn anchor_decisions(&self) -> Vec<Record> {
         let guard = self.lock();
-        guard
-            .0
-            .records
-            .values()
-            .filter(|r| r.scope == Scope::Anchor)
-            .filter_map(|r| Some((r.anchor.clone()?, r.firm.clone(), r.decision)))
-            .collect()
+        let mut records: Vec<Record> =
+            guard.0.records.values().filter(|r| r.scope == Scope::Anchor && r.anchor.is_some()).cloned().collect();
+        records.sort_by(|a, b| (&a.anchor, &a.opportunity, &a.firm).cmp(&(&b.anchor, &b.opportunity, &b.firm)));
+        records
     }
 }
 
@@ -459,7 +456,7 @@ mod tests {
         drop(store);
         let store = FeedbackStore::open(dir.path()).unwrap();
         assert_eq!(store.len(), 2);
-        assert_eq!(store.anchor_pairs().len(), 2);
+        assert_eq!(store.anchor_decisions().len(), 2);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! `/v1/feedback` against the real service: the round trip, durability across a
 //! restart and a kill -9 of the real binary, each scope's effect on partners,
 //! shortlists, networks and the refresh's precomputed answers, 4xx for bad
-//! feedback, and cached answers never outliving a rejection (real Redis).
+//! feedback, cached answers never outliving a rejection (real Redis), and the
+//! next fit learning from the decisions (counts and effect in `/v1/admin/model`).
 
 mod common;
 
@@ -358,4 +359,67 @@ async fn a_kill_9_after_the_201_loses_nothing() {
     child.kill().expect("SIGKILL");
     child.wait().expect("reaped");
     assert_eq!(list["feedback"], json!([stored[3], stored[2]]), "the latest decisions, newest first: {list}");
+}
+
+async fn model_info(app: &TestApp) -> Value {
+    let reply = Reply::read(app.authed(Method::GET, "/v1/admin/model").send().await).await;
+    reply.assert_status(200);
+    reply.json()
+}
+
+#[tokio::test]
+async fn the_next_fit_learns_from_the_decisions_and_shows_their_count_and_effect() {
+    let app = TestApp::spawn().await;
+    app.load_catalogue().await;
+    let before = model_info(&app).await;
+    assert!(before["feedback_learnt"].is_null(), "fitted without decisions: {before}");
+    // A manager who only takes partners from the anchor's own country, on the
+    // pages of a few anchors of each country.
+    let country: std::collections::HashMap<&str, &str> =
+        common::fixture_facts().into_iter().map(|fact| (fact.id, fact.country)).collect();
+    let (mut accepted, mut rejected) = (0u64, 0u64);
+    for anchor in ["dk-dairy", "dk-pack", "de-molkerei", "de-logistics", "se-dairy", "se-coldlog"] {
+        let (list, _) = partners(&app, anchor).await;
+        for firm in list {
+            let accept = country[firm.as_str()] == country[anchor];
+            let decision = if accept { "accept" } else { "reject" };
+            feedback(&app, json!({"anchor": anchor, "firm": firm, "decision": decision})).await;
+            if accept { accepted += 1 } else { rejected += 1 }
+        }
+    }
+    assert!(accepted >= 5 && rejected >= 5, "both kinds of decision: {accepted} accepted, {rejected} rejected");
+    // Decisions are learnt at the next fit, not before.
+    let unfitted = model_info(&app).await;
+    assert!(unfitted["feedback_learnt"].is_null(), "{unfitted}");
+    assert_eq!(unfitted["feedback"]["decisions"], json!(accepted + rejected), "{unfitted}");
+
+    let trained = app.train().await;
+    let learnt = &trained["feedback_learnt"];
+    assert_eq!((&learnt["accepted"], &learnt["rejected"]), (&json!(accepted), &json!(rejected)), "{trained}");
+    assert_eq!(learnt["decisions"], json!(accepted + rejected), "{learnt}");
+    assert!(learnt["ranking_pairs"].as_u64().unwrap() >= accepted, "{learnt}");
+    assert!(learnt["rejected_learnt"].as_u64().unwrap() > 0, "{learnt}");
+    let fed = trained["training_pairs"]["positives"].as_u64().unwrap();
+    let was = before["training_pairs"]["positives"].as_u64().unwrap();
+    let learnt_before = before["weights_learnt"].as_bool().unwrap();
+    assert!(!learnt_before || fed == was + accepted, "accepted firms are positives: {was} → {fed}");
+    // The effect: same country now counts for more, and the refitted weights
+    // order the manager's own decisions better than the weights without them.
+    let change = learnt["weight_change_per_unit"]["same_country"].as_f64().unwrap();
+    assert!(change > 0.0, "same country gains weight: {learnt}");
+    let (without, with) = (learnt["agreement_without"].as_f64().unwrap(), learnt["agreement_with"].as_f64().unwrap());
+    assert!(with > without, "accepted above rejected: {without} without the decisions, {with} with: {learnt}");
+
+    // The same catalogue and decisions: a refit keeps that model.
+    let again = app.train().await;
+    assert_eq!(again["feedback_learnt"], trained["feedback_learnt"]);
+    assert_eq!(again["weights"], trained["weights"]);
+    // Deleted decisions are forgotten at the next fit.
+    let all = app.get(&format!("/v1/feedback?limit={}", accepted + rejected)).await.json();
+    for record in all["feedback"].as_array().unwrap() {
+        app.delete(&format!("/v1/feedback/{}", record["id"].as_str().unwrap())).await.assert_status(204);
+    }
+    let forgotten = app.train().await;
+    assert!(forgotten["feedback_learnt"].is_null(), "{forgotten}");
+    assert_eq!(forgotten["weights"], before["weights"], "the weights without decisions again");
 }

@@ -160,6 +160,9 @@ pub struct FittedModel {
     /// experience, and come out near zero or negative. Networks use these.
     #[serde(default)]
     pub pair_weights: Option<Weights>,
+    /// What the fit learnt from the cluster manager's decisions, when it was given any.
+    #[serde(default)]
+    pub feedback: Option<FeedbackLearning>,
     /// Firms with most collaborations, best first.
     pub experienced: Vec<u32>,
     /// Members of each collaboration (firm positions) and its title's terms.
@@ -177,6 +180,57 @@ pub struct FittedModel {
     #[serde(skip)]
     lookup: HashMap<String, u32>,
 }
+
+/// A cluster manager's decision on a firm proposed for an anchor (and, when the
+/// decision was made for one, the opportunity text it was asked with), as a fit
+/// learns from it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FeedbackPair {
+    pub anchor: u32,
+    pub opportunity: Option<String>,
+    pub firm: u32,
+    pub accepted: bool,
+}
+
+/// What one fit made of the decisions it was given: how many became training
+/// pairs, and their effect, measured on the decisions themselves: the share of
+/// (accepted, rejected) pairs of one anchor in which the accepted firm scores
+/// higher under the weights fitted without them and with them, and how much
+/// each signal's weight per unit moved. `GET /v1/admin/model` shows it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FeedbackLearning {
+    /// Decisions given to the fit.
+    pub decisions: usize,
+    pub accepted: usize,
+    pub rejected: usize,
+    /// Rejections learnt from: those of an anchor with an acceptance. The
+    /// ranking is learnt from pairs (an accepted firm above a rejected one, or
+    /// above a firm of the pool), so a rejection alone has nothing to be
+    /// compared with.
+    pub rejected_learnt: usize,
+    /// Anchor (and text) queries the decisions formed.
+    pub queries: usize,
+    /// Ranking pairs they added: each accepted firm against its query's
+    /// rejected firms and [`FEEDBACK_POOL_NEGATIVES`] undecided firms of its pool.
+    pub ranking_pairs: usize,
+    /// Accepted-over-rejected pairs ordered right without the decisions and
+    /// with them (`None` without such pairs).
+    pub agreement_without: Option<f32>,
+    pub agreement_with: Option<f32>,
+    /// Weight per unit of each signal (in [`crate::scoring::SIGNALS`] order),
+    /// with the decisions minus without them (without: the catalogue's own
+    /// weights, or the shipped defaults when it has too little to learn from).
+    pub weight_change: Vec<f32>,
+    /// The pair model's training pairs from the decisions (accepted, rejected).
+    pub pair_positives: usize,
+    pub pair_negatives: usize,
+    /// Set by the service: a digest of the decisions, so that a refit with the
+    /// same catalogue and the same decisions reuses the model.
+    pub digest: u64,
+}
+
+/// Undecided firms of an anchor's pool each accepted firm is also compared with.
+pub const FEEDBACK_POOL_NEGATIVES: usize = 30;
 
 /// A recommendation request as the model sees it.
 #[derive(Debug, Clone, Default)]
@@ -215,6 +269,14 @@ struct TrainingSamples {
     opportunity: Vec<PooledQuery>,
     /// Member–member pairs: for `pair_weights`.
     pairs: Vec<TrainingQuery>,
+}
+
+/// One (anchor, text) of the cluster manager's decisions as training data.
+struct DecidedQuery {
+    ranking: TrainingQuery,
+    /// The rejected firms' features (the first negatives of `ranking`).
+    rejected: Vec<Features>,
+    pairs: TrainingQuery,
 }
 
 /// A training query whose positives are the partners its candidate pool holds,
@@ -291,6 +353,18 @@ impl FittedModel {
         generation: u64,
         params: ModelParams,
     ) -> Result<FittedModel, FitError> {
+        FittedModel::fit_with_feedback(firms, collaborations, generation, params, &[])
+    }
+
+    /// [`FittedModel::fit`], learning also from the cluster manager's decisions
+    /// (see [`Weights::fit_with_feedback`] and [`FeedbackLearning`]).
+    pub fn fit_with_feedback(
+        firms: &[Firm],
+        collaborations: &[Collaboration],
+        generation: u64,
+        params: ModelParams,
+        feedback: &[FeedbackPair],
+    ) -> Result<FittedModel, FitError> {
         if firms.is_empty() {
             return Err(FitError::Empty);
         }
@@ -348,6 +422,7 @@ impl FittedModel {
             weights_learnt: false,
             opportunity_weights: None,
             pair_weights: None,
+            feedback: None,
             experienced,
             projects,
             project_texts,
@@ -356,13 +431,108 @@ impl FittedModel {
             lookup,
         };
         let samples = model.training_samples(firms, collaborations, &texts);
-        if let Ok(weights) = Weights::fit(&learn_among_pool(samples.anchored)) {
+        let decisions = model.feedback_queries(feedback);
+        let ranking_feedback: Vec<TrainingQuery> = decisions.iter().map(|d| d.ranking.clone()).collect();
+        let pair_feedback: Vec<TrainingQuery> = decisions.iter().map(|d| d.pairs.clone()).collect();
+        let anchored = learn_among_pool(samples.anchored);
+        if let Ok(weights) = Weights::fit_with_feedback(&anchored, &ranking_feedback) {
             model.weights = weights;
             model.weights_learnt = true;
             model.opportunity_weights = Weights::fit(&learn_among_pool(samples.opportunity)).ok();
         }
-        model.pair_weights = Weights::fit(&samples.pairs).ok();
+        model.pair_weights = Weights::fit_with_feedback(&samples.pairs, &pair_feedback).ok();
+        if !feedback.is_empty() {
+            // What would rank without the decisions: the catalogue's own weights, or the defaults.
+            let without = Weights::fit(&anchored).unwrap_or_else(|_| prior_weights());
+            model.feedback = Some(model.feedback_learning(feedback, &decisions, &without));
+        }
         Ok(model)
+    }
+
+    /// The decisions as training queries, one per (anchor, text): accepted firms
+    /// are positives; rejected firms and a sample of the undecided firms of the
+    /// query's pool are negatives. Features are the served model's, as the
+    /// decisions were made on what it served. Decisions on firms or anchors the
+    /// catalogue no longer holds never reach here (the service resolves ids).
+    fn feedback_queries(&self, feedback: &[FeedbackPair]) -> Vec<DecidedQuery> {
+        // (anchor, text) → (accepted, rejected)
+        type Decided = (Vec<u32>, Vec<u32>);
+        let mut groups: std::collections::BTreeMap<(u32, Option<String>), Decided> = std::collections::BTreeMap::new();
+        for pair in feedback {
+            let group = groups.entry((pair.anchor, pair.opportunity.clone())).or_default();
+            if pair.accepted { group.0.push(pair.firm) } else { group.1.push(pair.firm) }
+        }
+        let view = View {
+            embeddings: &self.embeddings,
+            graph: &self.graph,
+            hidden: None,
+            assignment: &self.clusters.assignment,
+        };
+        let groups: Vec<_> = groups.into_iter().collect();
+        groups
+            .par_iter()
+            .enumerate()
+            .map(|(i, ((anchor, text), (accepted, rejected)))| {
+                let query = self.prepare_in(&view, &Query { anchors: vec![*anchor], text: text.clone() });
+                let decided: HashSet<u32> = accepted.iter().chain(rejected).copied().collect();
+                let mut rng = Xoshiro256Plus::seed_from_u64(self.params.seed.wrapping_add(0xfeed + i as u64));
+                let pool: Vec<u32> =
+                    self.candidates_in(&view, &query, 150).into_iter().filter(|f| !decided.contains(f)).collect();
+                let undecided: Vec<u32> = if accepted.is_empty() || pool.is_empty() {
+                    Vec::new()
+                } else {
+                    (0..FEEDBACK_POOL_NEGATIVES.min(pool.len())).map(|_| pool[rng.gen_range(0..pool.len())]).collect()
+                };
+                let features = |firms: &[u32]| firms.iter().map(|&f| self.features_in(&view, &query, f)).collect();
+                let rejected_features: Vec<Features> = features(rejected);
+                let mut negatives = rejected_features.clone();
+                negatives.extend(undecided.iter().map(|&f| self.features_in(&view, &query, f)));
+                let pair =
+                    |firms: &[u32]| firms.iter().map(|&f| pair_features(&self.graph, self, *anchor, f)).collect();
+                DecidedQuery {
+                    ranking: TrainingQuery { positives: features(accepted), negatives },
+                    rejected: rejected_features,
+                    pairs: TrainingQuery { positives: pair(accepted), negatives: pair(rejected) },
+                }
+            })
+            .collect()
+    }
+
+    fn feedback_learning(
+        &self,
+        feedback: &[FeedbackPair],
+        decisions: &[DecidedQuery],
+        without: &Weights,
+    ) -> FeedbackLearning {
+        let agreement = |weights: &Weights| {
+            let (mut right, mut all) = (0usize, 0usize);
+            for decided in decisions {
+                for positive in &decided.ranking.positives {
+                    let above = weights.score(positive).score;
+                    for negative in &decided.rejected {
+                        all += 1;
+                        right += usize::from(above > weights.score(negative).score);
+                    }
+                }
+            }
+            (all > 0).then(|| right as f32 / all as f32)
+        };
+        let with = &self.weights;
+        let has_positives = |d: &&DecidedQuery| !d.ranking.positives.is_empty();
+        FeedbackLearning {
+            decisions: feedback.len(),
+            accepted: feedback.iter().filter(|p| p.accepted).count(),
+            rejected: feedback.iter().filter(|p| !p.accepted).count(),
+            rejected_learnt: decisions.iter().filter(has_positives).map(|d| d.rejected.len()).sum(),
+            queries: decisions.len(),
+            ranking_pairs: decisions.iter().map(|d| d.ranking.positives.len() * d.ranking.negatives.len()).sum(),
+            agreement_without: agreement(without),
+            agreement_with: agreement(with),
+            weight_change: (0..SIGNAL_COUNT).map(|j| with.raw_weight(j) - without.raw_weight(j)).collect(),
+            pair_positives: decisions.iter().map(|d| d.pairs.positives.len()).sum(),
+            pair_negatives: decisions.iter().map(|d| d.pairs.negatives.len()).sum(),
+            digest: 0,
+        }
     }
 
     pub fn len(&self) -> usize {

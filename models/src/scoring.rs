@@ -91,6 +91,16 @@ pub struct Weights {
     /// Training pairs (positives, negatives) the weights came from.
     pub positives: usize,
     pub negatives: usize,
+    /// Of those, the cluster manager's decisions (accepted, rejected) that were
+    /// learnt from ([`Weights::fit_with_feedback`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub feedback_positives: usize,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub feedback_negatives: usize,
+}
+
+fn is_zero(count: &usize) -> bool {
+    *count == 0
 }
 
 /// A score with its split by signal.
@@ -126,6 +136,20 @@ impl Weights {
     /// L2 regularisation keeps weights of rare signals from running away on a
     /// small catalogue.
     pub fn fit(queries: &[TrainingQuery]) -> Result<Weights, WeightsError> {
+        Weights::fit_with_feedback(queries, &[])
+    }
+
+    /// [`Weights::fit`] with the cluster manager's decisions as further queries:
+    /// per anchor, the accepted firms are positives, the rejected ones (and firms
+    /// of the pool nobody decided on) negatives. Every one of their pairs is kept,
+    /// whatever the subsampling of the catalogue's pairs: a decision is a label
+    /// someone gave on this very catalogue, a held-out collaboration only a proxy
+    /// for one. Beyond that they count as any pair does (no weight is set on them).
+    pub fn fit_with_feedback(queries: &[TrainingQuery], feedback: &[TrainingQuery]) -> Result<Weights, WeightsError> {
+        let feedback_positives: usize = feedback.iter().map(|q| q.positives.len()).sum();
+        let feedback_negatives: usize = feedback.iter().map(|q| q.negatives.len()).sum();
+        let catalogue = queries;
+        let queries: Vec<&TrainingQuery> = catalogue.iter().chain(feedback).collect();
         let positives: usize = queries.iter().map(|q| q.positives.len()).sum();
         let negatives: usize = queries.iter().map(|q| q.negatives.len()).sum();
         if positives < 5 || negatives < 5 {
@@ -155,15 +179,16 @@ impl Weights {
         // pair alternating so both classes are equally common. Beyond
         // `MAX_PAIRS`, every n-th pair: the solver's time grows with the pairs,
         // the weights (a dozen) stop moving long before.
-        let all: usize = queries.iter().map(|q| q.positives.len() * q.negatives.len()).sum();
+        let all: usize = catalogue.iter().map(|q| q.positives.len() * q.negatives.len()).sum();
         let stride = all.div_ceil(MAX_PAIRS).max(1);
         let mut differences: Vec<f64> = Vec::new();
         let mut labels: Vec<bool> = Vec::new();
         let mut seen = 0usize;
-        for query in queries {
+        for (number, query) in queries.iter().enumerate() {
+            let from_feedback = number >= catalogue.len();
             for positive in &query.positives {
                 for negative in &query.negatives {
-                    let keep = seen.is_multiple_of(stride);
+                    let keep = from_feedback || seen.is_multiple_of(stride);
                     seen += 1;
                     if !keep {
                         continue;
@@ -199,6 +224,8 @@ impl Weights {
             intercept: intercept as f32,
             positives,
             negatives,
+            feedback_positives,
+            feedback_negatives,
         })
     }
 

@@ -285,6 +285,6 @@ pub fn summary(state: &AppState) -> Value {
         "decisions": state.feedback.len(),
         "accepted": count(Decision::Accept),
         "rejected": count(Decision::Reject),
-        "effect": "rejected firms are left out of every answer they apply to, at once; the fit does not learn from decisions yet",
+        "effect": "rejected firms are left out of every answer they apply to, at once; anchor-scoped decisions are training pairs at the next fit (POST /v1/admin/train), see `feedback_learnt`",
     })
 }
