@@ -153,6 +153,12 @@ struct State {
 }
 
 impl State {
+    /// The id of the live record for `record`'s (target, firm), if any.
+    fn live_id(&self, record: &Record) -> Option<String> {
+        let seq = self.by_target.get(&record.target())?.get(&record.firm)?;
+        self.records.get(seq).map(|live| live.id.clone())
+    }
+
     fn put(&mut self, record: Record) -> Option<Record> {
         let seq = self.next;
         self.next += 1;
@@ -294,10 +300,15 @@ impl FeedbackStore {
     }
 
     /// Stores `record` durably (it replaces the live decision for the same
-    /// target and firm, which is returned).
-    pub fn put(&self, record: Record) -> Result<Option<Record>, FeedbackError> {
+    /// target and firm, which is returned). A replacing record keeps the
+    /// replaced one's id, so a pair's decision has one address whatever its
+    /// latest value: an id a client was given stays readable and deletable.
+    pub fn put(&self, mut record: Record) -> Result<Option<Record>, FeedbackError> {
         let mut guard = self.lock();
         let (state, file) = &mut *guard;
+        if let Some(id) = state.live_id(&record) {
+            record.id = id;
+        }
         let entry = Entry::Put(record);
         self.append(file, &entry)?;
         let Entry::Put(record) = entry else { unreachable!() };
@@ -419,7 +430,9 @@ mod tests {
         assert_eq!(replaced.map(|r| r.id), Some("1".to_string()));
         assert!(store.rejected(&["a".to_string()], None).is_empty());
         assert_eq!(store.len(), 1);
-        assert!(store.get("1").is_none());
+        let live = store.get("1").expect("the pair keeps its first id");
+        assert_eq!(live.decision, Decision::Accept);
+        assert!(store.get("2").is_none());
     }
 
     #[test]

@@ -65,9 +65,11 @@ async fn feedback_round_trips_filters_pages_and_deletes() {
     got.assert_status(200);
     assert_eq!(got.json(), stored);
 
-    // The latest decision on the same (anchor, firm) replaces the earlier one.
+    // The latest decision on the same (anchor, firm) replaces the earlier one,
+    // under the same id: the pair's decision has one address.
     let accepted = feedback(&app, json!({"anchor": "dk-dairy", "firm": "dk-pack", "decision": "accept"})).await;
-    app.get(&format!("/v1/feedback/{id}")).await.assert_error(404, "not_found");
+    assert_eq!(accepted["id"], json!(id), "{accepted}");
+    assert_eq!(app.get(&format!("/v1/feedback/{id}")).await.json()["decision"], "accept");
     let other = feedback(&app, json!({"anchor": "dk-dairy", "firm": "dk-coldchain", "decision": "reject"})).await;
     feedback(&app, json!({"firm": "dk-coldchain", "decision": "reject", "scope": "everywhere"})).await;
 

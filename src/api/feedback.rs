@@ -111,7 +111,9 @@ pub async fn create(
         }
         record.id = uuid::Uuid::new_v4().to_string();
         record.time = crate::ingest::now_rfc3339();
-        feedback.put(record.clone()).map_err(ApiError::internal)?;
+        if let Some(replaced) = feedback.put(record.clone()).map_err(ApiError::internal)? {
+            record.id = replaced.id;
+        }
         Ok(record)
     })
     .await?;
