@@ -507,15 +507,7 @@ fn feedback_round_values(engine: &Engine, queries: &[QueryLine], rounds: usize) 
             let (mut lock, mut exclude) = (Vec::<String>::new(), Vec::<String>::new());
             let mut precisions = Vec::new();
             for _ in 0..=rounds {
-                let size = query.size.max(2).max(lock.len() + 2);
-                let request = NetworkRequest {
-                    opportunity: Some(query_text(query)),
-                    min: size,
-                    max: size,
-                    lock: lock.clone(),
-                    exclude: exclude.clone(),
-                    ..NetworkRequest::around(&query.anchor)
-                };
+                let request = round_request(query, &lock, &exclude);
                 let proposed: Vec<String> = match engine.network(&request) {
                     Ok(response) => response
                         .network
@@ -944,15 +936,7 @@ pub fn learning_check(catalogue: &Path, queries_path: &Path, k: usize, rounds: u
             let (mut lock, mut exclude) = (Vec::<String>::new(), Vec::<String>::new());
             let mut decided = Vec::new();
             for _ in 0..rounds {
-                let size = query.size.max(2).max(lock.len() + 2);
-                let request = NetworkRequest {
-                    opportunity: Some(query_text(query)),
-                    min: size,
-                    max: size,
-                    lock: lock.clone(),
-                    exclude: exclude.clone(),
-                    ..NetworkRequest::around(&query.anchor)
-                };
+                let request = round_request(query, &lock, &exclude);
                 let Ok(response) = without.network(&request) else { break };
                 for member in response.network.members.into_iter().filter(|m| m.status == "proposed") {
                     let accepted = query.members.contains(&member.partner.id);
@@ -1054,4 +1038,18 @@ fn score_half(engine: &Engine, queries: &[&QueryLine], k: usize) -> (f64, f64, f
         per_query.iter().map(|r| r.1).sum::<f64>() / n,
         per_query.iter().map(|r| r.2).sum::<f64>() / n,
     )
+}
+
+/// One simulated manager's round: the query's network at its size (room for the
+/// locked members and two more), with what earlier rounds locked and excluded.
+fn round_request(query: &QueryLine, lock: &[String], exclude: &[String]) -> NetworkRequest {
+    let size = query.size.max(2).max(lock.len() + 2);
+    NetworkRequest {
+        opportunity: Some(query_text(query)),
+        min: size,
+        max: size,
+        lock: lock.to_vec(),
+        exclude: exclude.to_vec(),
+        ..NetworkRequest::around(&query.anchor)
+    }
 }
