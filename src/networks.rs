@@ -10,15 +10,18 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use klynge_models::model::{FittedModel, PreparedQuery, Query, Reason, kind_plural};
+use klynge_models::model::{FirmMeta, FittedModel, PreparedQuery, Query, Reason, kind_plural};
 use klynge_models::network::{self, Breakdown, Candidate, NetworkSpec, Objective, role_stage};
-use klynge_models::{Kind, valuechain};
+use klynge_models::{Firm, Kind, valuechain};
 use serde::Serialize;
 
 use crate::engine::{Engine, EngineError, Partner};
 
 /// Why an anchor is in its own network.
 const ANCHOR_REASON: &str = "the firm this network is built around (anchor of the request)";
+/// Why a member written since the last fit has no signals or links yet.
+const NEWCOMER_REASON: &str = "written since the model's last fit: placed from its profile; \
+     its links to the other members appear after the next fit";
 
 #[derive(Debug, Clone, Serialize)]
 pub struct NetworkRequest {
@@ -169,6 +172,8 @@ pub struct NetworkSetup {
     pub query: PreparedQuery,
     pub anchors: Vec<u32>,
     pub locked: Vec<u32>,
+    /// Anchored or locked firms the index holds but the model does not yet.
+    pub newcomers: Vec<Newcomer>,
     pub candidates: Vec<Candidate>,
     pub spec: NetworkSpec,
 }
@@ -178,7 +183,81 @@ pub struct NetworkSetup {
 struct Layout<'a> {
     anchors: &'a [u32],
     locked: &'a [u32],
+    newcomers: &'a [Newcomer],
     candidates: Option<&'a [Candidate]>,
+}
+
+/// An anchored or locked firm written since the model's last fit. Rather than
+/// answer 503 until the refit, its network is assembled from its profile text
+/// and the current model, and it joins as a member described from its profile
+/// alone (its role from its kind and stated sectors); it has no model position,
+/// so it brings no signals or links until the next fit.
+pub struct Newcomer {
+    pub id: String,
+    pub status: &'static str,
+    pub text: String,
+    pub meta: FirmMeta,
+    pub cluster: u32,
+}
+
+impl Newcomer {
+    fn new(model: &FittedModel, id: &str, status: &'static str, firm: &Firm) -> Newcomer {
+        let table = valuechain::table();
+        let mut rows: Vec<u16> = firm.sectors.iter().filter_map(|s| table.row(s)).map(|r| r as u16).collect();
+        rows.sort_unstable();
+        rows.dedup();
+        let text = firm.text();
+        let cluster = model.clusters.nearest(model.text.embed(&text).view(), 1).first().copied().unwrap_or(0);
+        let meta = FirmMeta {
+            name: firm.name.clone(),
+            kind: firm.kind,
+            size: firm.size,
+            country: firm.country.clone(),
+            region: firm.region.clone(),
+            sme: firm.is_sme(),
+            sectors: firm.sectors.clone(),
+            sectors_inferred: false,
+            sector_confidence: None,
+            stage_margin: if firm.sectors.is_empty() { 0.0 } else { 1.0 },
+            rows,
+            offers: firm.offers.clone(),
+            needs: firm.needs.clone(),
+            financial_vehicle: false,
+            domain: firm.website_domain(),
+            name_key: firm.name_key(),
+        };
+        Newcomer { id: id.to_string(), status, text, meta, cluster }
+    }
+
+    fn member(&self, position: &HashMap<&'static str, usize>) -> Member {
+        let meta = &self.meta;
+        let stage = role_stage(meta);
+        let mut reasons = Vec::new();
+        if self.status == "anchor" {
+            reasons.push(Reason { signal: "anchor", text: ANCHOR_REASON.to_string() });
+        }
+        reasons.push(Reason { signal: "newcomer", text: NEWCOMER_REASON.to_string() });
+        Member {
+            partner: Partner {
+                id: self.id.clone(),
+                name: meta.name.clone(),
+                kind: meta.kind,
+                country: meta.country.clone(),
+                region: meta.region.clone(),
+                sectors: meta.sectors.clone(),
+                sectors_inferred: false,
+                sector_confidence: None,
+                cluster: self.cluster,
+                score: 0.0,
+                signals: Vec::new(),
+                reasons,
+            },
+            role: network::role(meta),
+            stage,
+            position: stage.and_then(|s| position.get(s).copied()),
+            status: self.status,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -231,7 +310,12 @@ impl Engine {
         let networks = network::assemble(model, &setup.spec, &setup.candidates)
             .map_err(|infeasible| NetworkError::Unsatisfiable(infeasible.to_string()))?;
         let mut bodies = networks.iter().map(|n| {
-            let layout = Layout { anchors: &setup.anchors, locked: &setup.locked, candidates: Some(&setup.candidates) };
+            let layout = Layout {
+                anchors: &setup.anchors,
+                locked: &setup.locked,
+                newcomers: &setup.newcomers,
+                candidates: Some(&setup.candidates),
+            };
             self.network_body(model, &setup.query, request, &layout, &n.members, n.score, n.breakdown.clone())
         });
         let best = bodies.next().expect("assemble returns at least one network");
@@ -249,22 +333,32 @@ impl Engine {
     /// catalogue, naming the rule. `klynge eval --tune-networks` assembles from
     /// one setup under several objectives.
     pub fn network_setup(&self, model: &FittedModel, request: &NetworkRequest) -> Result<NetworkSetup, NetworkError> {
-        let anchors = self.checked_positions(model, &request.anchors, "anchor")?;
-        let locked = self.checked_positions(model, &request.lock, "lock")?;
-        let excluded: HashSet<u32> = self.checked_positions(model, &request.exclude, "exclude")?.into_iter().collect();
+        let mut newcomers = Vec::new();
+        let anchors = self.table_positions(model, &request.anchors, "anchor", &mut newcomers)?;
+        let locked = self.table_positions(model, &request.lock, "lock", &mut newcomers)?;
+        // A firm written since the fit cannot be proposed anyway: excluding it is a no-op.
+        let mut excluded_newcomers = Vec::new();
+        let excluded: HashSet<u32> =
+            self.table_positions(model, &request.exclude, "exclude", &mut excluded_newcomers)?.into_iter().collect();
         let mut required: Vec<u32> = anchors.clone();
         for &firm in &locked {
             if !required.contains(&firm) {
                 required.push(firm);
             }
         }
-        if required.len() > request.max {
+        if required.len() + newcomers.len() > request.max {
             return Err(NetworkError::Unsatisfiable(format!(
                 "{} anchored and locked firms do not fit in a network of at most {}",
-                required.len(),
+                required.len() + newcomers.len(),
                 request.max
             )));
         }
+        let opportunity = match (&request.opportunity, newcomers.is_empty()) {
+            (text, true) => text.clone(),
+            (text, false) => Some(
+                text.iter().cloned().chain(newcomers.iter().map(|n| n.text.clone())).collect::<Vec<_>>().join(". "),
+            ),
+        };
         let allowed = |firm: u32| {
             let meta = &model.meta[firm as usize];
             (request.countries.is_empty() || meta.country.as_ref().is_some_and(|c| request.countries.contains(c)))
@@ -272,7 +366,7 @@ impl Engine {
                     || meta.region.as_ref().is_some_and(|r| request.regions.iter().any(|p| r.starts_with(p.as_str()))))
                 && !excluded.contains(&firm)
         };
-        let query = model.prepare(&Query { anchors: required.clone(), text: request.opportunity.clone() });
+        let query = model.prepare(&Query { anchors: required.clone(), text: opportunity.clone() });
         let mut pool: Vec<u32> =
             self.candidates(model, &query)?.into_iter().filter(|&c| allowed(c) && !required.contains(&c)).collect();
         self.ensure_requirements(model, &query, request, &required, &allowed, &mut pool)?;
@@ -288,7 +382,7 @@ impl Engine {
         }
         // Who was together in the past collaborations most like the opportunity.
         let mut similar_projects: HashMap<u32, Vec<(u32, f32)>> = HashMap::new();
-        if let Some(text) = &request.opportunity {
+        if let Some(text) = &opportunity {
             let kept_firms: HashSet<u32> = kept.iter().map(|c| c.firm).collect();
             for (project, score) in model.project_texts.most_similar(&model.text.sparse(text), None, SIMILAR_PROJECTS) {
                 for &member in &model.projects[project as usize] {
@@ -301,8 +395,9 @@ impl Engine {
         }
         let spec = NetworkSpec {
             similar_projects,
-            min: request.min,
-            max: request.max,
+            // Newcomers take their seats outside the assembly.
+            min: request.min.saturating_sub(newcomers.len()).max(1),
+            max: request.max - newcomers.len(),
             required: required.clone(),
             kinds: request.kinds.clone(),
             min_sme: request.min_sme,
@@ -312,7 +407,7 @@ impl Engine {
             alternatives: request.alternatives,
             objective: request.objective,
         };
-        Ok(NetworkSetup { query, anchors, locked, candidates: kept, spec })
+        Ok(NetworkSetup { query, anchors, locked, newcomers, candidates: kept, spec })
     }
 
     /// A network chosen earlier (by the batch refresh, for `request`), explained
@@ -328,13 +423,42 @@ impl Engine {
         let anchors = self.checked_positions(model, &request.anchors, "anchor")?;
         let locked = self.checked_positions(model, &request.lock, "lock")?;
         let query = model.prepare(&Query { anchors: anchors.clone(), text: request.opportunity.clone() });
-        let layout = Layout { anchors: &anchors, locked: &locked, candidates: None };
+        let layout = Layout { anchors: &anchors, locked: &locked, newcomers: &[], candidates: None };
         Ok(NetworkResponse {
             generation: self.index().generation(),
             model_generation: model.generation,
             network: self.network_body(model, &query, request, &layout, members, score, breakdown),
             alternatives: Vec::new(),
         })
+    }
+
+    /// [`Engine::checked_positions`] for firms at the table: one the index holds
+    /// but the model does not (written since the last fit) becomes a [`Newcomer`]
+    /// instead of an error.
+    fn table_positions(
+        &self,
+        model: &FittedModel,
+        ids: &[String],
+        field: &'static str,
+        newcomers: &mut Vec<Newcomer>,
+    ) -> Result<Vec<u32>, NetworkError> {
+        let status = if field == "anchor" { "anchor" } else { "locked" };
+        let mut positions = Vec::new();
+        let mut missing = Vec::new();
+        for id in ids {
+            if let Some(position) = model.position(id) {
+                if !positions.contains(&position) {
+                    positions.push(position);
+                }
+            } else if newcomers.iter().any(|n| &n.id == id) {
+                continue;
+            } else if let Some(stored) = self.index().get_firm(id).map_err(EngineError::from)? {
+                newcomers.push(Newcomer::new(model, id, status, &stored.firm));
+            } else {
+                missing.push(id.clone());
+            }
+        }
+        if missing.is_empty() { Ok(positions) } else { Err(NetworkError::UnknownFirms { field, ids: missing }) }
     }
 
     fn checked_positions(
@@ -472,12 +596,26 @@ impl Engine {
                 _ => Vec::new(),
             }
         };
-        let covered: BTreeSet<&'static str> = members.iter().filter_map(|&f| stage_of(f)).collect();
+        let newcomer_stage = |n: &Newcomer| role_stage(&n.meta);
+        let covered: BTreeSet<&'static str> = members
+            .iter()
+            .filter_map(|&f| stage_of(f))
+            .chain(layout.newcomers.iter().filter_map(newcomer_stage))
+            .collect();
         let gaps = self.gaps(model, query, request, layout, members, &covered, &chain_rows);
         let mut stage_rows: Vec<(&'static str, Vec<usize>)> = Vec::new();
         for &f in members {
             if let Some(stage) = stage_of(f) {
                 stage_rows.push((stage, chain_rows(f)));
+            }
+        }
+        for newcomer in layout.newcomers {
+            if let Some(stage) = newcomer_stage(newcomer) {
+                let rows = match newcomer.meta.kind {
+                    Kind::Company | Kind::Other => newcomer.meta.rows.iter().map(|&r| r as usize).collect(),
+                    _ => Vec::new(),
+                };
+                stage_rows.push((stage, rows));
             }
         }
         for (stage, rows, _) in &gaps {
@@ -492,19 +630,24 @@ impl Engine {
                 ChainStage {
                     position: position[stage],
                     stage,
-                    members: members
+                    members: layout
+                        .newcomers
                         .iter()
-                        .filter(|&&f| stage_of(f) == Some(stage))
-                        .map(|&f| model.id(f).to_string())
+                        .filter(|n| newcomer_stage(n) == Some(stage))
+                        .map(|n| n.id.clone())
+                        .chain(
+                            members.iter().filter(|&&f| stage_of(f) == Some(stage)).map(|&f| model.id(f).to_string()),
+                        )
                         .collect(),
                     gap: gap.is_some(),
                     reason: gap.map(|(_, _, reason)| reason.clone()),
                 }
             })
             .collect();
-        let body_members = members
-            .iter()
-            .map(|&f| {
+        let newcomer_members: Vec<Member> = layout.newcomers.iter().map(|n| n.member(&position)).collect();
+        let body_members = newcomer_members
+            .into_iter()
+            .chain(members.iter().map(|&f| {
                 let stage = stage_of(f);
                 let mut partner = self.partner(model, query, f);
                 if layout.anchors.contains(&f) {
@@ -525,7 +668,7 @@ impl Engine {
                         "proposed"
                     },
                 }
-            })
+            }))
             .collect();
         let links = links(model, members, &chain_rows, &|f| stage_of(f).map(|s| position[s]));
         let mut requirements = Vec::new();

@@ -143,6 +143,34 @@ async fn a_new_firm_is_answered_from_its_text_before_the_refit() {
     assert!(!partners.is_empty(), "{}", reply.body);
     assert!(partners.iter().all(|p| p["id"] != "new-dairy"), "{}", reply.body);
     app.get("/v1/firms/no-such-firm/partners").await.assert_error(404, "not_found");
+
+    // Its network too: it sits at the table as the anchor, described from its profile,
+    // and the rest is assembled around its text.
+    let reply = app.get("/v1/firms/new-dairy/network").await;
+    reply.assert_status(200);
+    let network = &reply.json()["network"];
+    let members = network["members"].as_array().expect("members").clone();
+    assert!(members.len() >= 5, "{}", reply.body);
+    let newcomer = members.iter().find(|m| m["id"] == "new-dairy").expect("the new firm is a member");
+    assert_eq!(newcomer["status"], "anchor", "{newcomer}");
+    assert_eq!(newcomer["stage"], "manufacturing", "a dairy (C10.51) makes food: {newcomer}");
+    assert!(newcomer["reasons"].to_string().contains("since the model's last fit"), "{newcomer}");
+    assert_eq!(members.iter().filter(|m| m["id"] == "new-dairy").count(), 1, "{}", reply.body);
+    let in_chain = network["chain"].as_array().expect("chain").iter().any(|stage| {
+        stage["stage"] == "manufacturing"
+            && stage["members"].as_array().is_some_and(|m| m.contains(&json!("new-dairy")))
+    });
+    assert!(in_chain, "the chain places it: {}", network["chain"]);
+    // Locked rather than anchored, the same.
+    let body = json!({"opportunity": "organic cheese for export", "lock": ["new-dairy"], "size": {"min": 5, "max": 6}});
+    let reply = app.post_json("/v1/networks", &body).await;
+    reply.assert_status(200);
+    let members = reply.json()["network"]["members"].as_array().expect("members").clone();
+    assert!((5..=6).contains(&members.len()), "{}", reply.body);
+    assert!(members.iter().any(|m| m["id"] == "new-dairy" && m["status"] == "locked"), "{}", reply.body);
+    // Excluding it (as a rejection does) is no reason to wait for the refit either.
+    let body = json!({"opportunity": "organic cheese for export", "exclude": ["new-dairy"]});
+    app.post_json("/v1/networks", &body).await.assert_status(200);
 }
 
 #[tokio::test]
