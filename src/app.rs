@@ -16,40 +16,13 @@ use klynge_index::FirmIndex;
 use crate::api;
 use crate::cache::Cache;
 use crate::engine::Engine;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::feedback::FeedbackStore;
 use crate::jobs::Jobs;
 use crate::settings::Settings;
+pub use crate::state::AppState;
 use crate::store::ModelStore;
 use klynge_models::model::ModelParams;
-
-/// Shared by every worker.
-pub struct AppState {
-    pub settings: Arc<Settings>,
-    pub engine: Arc<Engine>,
-    pub cache: Cache,
-    pub jobs: Arc<Jobs>,
-    /// Set when `server.rate_limit_per_second` is.
-    pub limiter: Option<Arc<crate::ratelimit::Limiter>>,
-    /// The cluster manager's accept / reject decisions (`/v1/feedback`).
-    pub feedback: Arc<FeedbackStore>,
-    changes: Arc<Notify>,
-    /// Set from start-up until the first fit of a catalogue that has no model
-    /// yet ends: recommendations cannot be answered, so the service is not ready.
-    starting: Arc<AtomicBool>,
-}
-
-impl AppState {
-    /// Tells the retrainer that profiles or ties changed.
-    pub fn changed(&self) {
-        self.changes.notify_one();
-    }
-
-    /// Whether the first model of the catalogue is still being fitted.
-    pub fn is_starting(&self) -> bool {
-        self.starting.load(Ordering::Acquire)
-    }
-}
 
 /// Refits the model after writes, once they have been quiet for the debounce
 /// period, so a bulk import of many batches costs one fit, not one per batch —
@@ -102,12 +75,18 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
-        let index = FirmIndex::open(&settings.data.dir.join("index"))?;
-        let store = ModelStore::new(crate::engine::model_dir(&settings.data.dir));
-        let feedback_dir = crate::feedback::feedback_dir(&settings.data.dir);
-        let feedback = Arc::new(tokio::task::spawn_blocking(move || FeedbackStore::open(&feedback_dir)).await??);
-        let engine =
-            Arc::new(Engine::new(Arc::new(index), Some(store), ModelParams::default()).with_feedback(feedback.clone()));
+        // Opening the index, replaying the feedback log and reading the saved
+        // model are file work of seconds on a large catalogue: off the runtime.
+        let data_dir = settings.data.dir.clone();
+        let (engine, feedback) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            let index = FirmIndex::open(&data_dir.join("index"))?;
+            let store = ModelStore::new(crate::engine::model_dir(&data_dir));
+            let feedback = Arc::new(FeedbackStore::open(&crate::feedback::feedback_dir(&data_dir))?);
+            let engine =
+                Engine::new(Arc::new(index), Some(store), ModelParams::default()).with_feedback(feedback.clone());
+            Ok((Arc::new(engine), feedback))
+        })
+        .await??;
         if let Some(model) = engine.model() {
             let (engine, dir, k) =
                 (engine.clone(), crate::refresh::refresh_dir(&settings.data.dir), settings.refresh.k);
@@ -168,10 +147,10 @@ impl Application {
             App::new()
                 .app_data(state.clone())
                 .app_data(web::QueryConfig::default().error_handler(|error, _| {
-                    ApiError::bad_request("bad_query", format!("invalid query string: {error}")).into()
+                    ApiError::new(ErrorCode::BadQuery, format!("invalid query string: {error}")).into()
                 }))
                 .app_data(web::PathConfig::default().error_handler(|error, _| {
-                    ApiError::bad_request("bad_path", format!("invalid path: {error}")).into()
+                    ApiError::new(ErrorCode::BadPath, format!("invalid path: {error}")).into()
                 }))
                 .wrap(actix_web::middleware::from_fn(api::authorise_docs))
                 .wrap(cors(&state.settings.server.cors_origins))

@@ -2,7 +2,6 @@
 //! command builds the same `Settings` (flags override file and environment) and
 //! prints one clear message on failure.
 
-use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -11,7 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use klynge_index::{FirmIndex, SearchRequest};
 
 use crate::engine::Engine;
-use crate::ingest::{self, Format};
+use crate::ingest::{self, Format, read_input};
 use crate::settings::{Settings, SettingsSources};
 
 #[derive(Parser)]
@@ -443,17 +442,6 @@ fn refresh(settings: &Settings, export: Option<PathBuf>) -> anyhow::Result<()> {
         options.export.as_ref().map(|p| format!("; exported to {}", p.display())).unwrap_or_default()
     );
     Ok(())
-}
-
-/// Reads a file, un-gzipping `.gz`.
-pub fn read_input(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
-    let bytes = std::fs::read(path).map_err(|error| anyhow::anyhow!("cannot read {}: {error}", path.display()))?;
-    if path.extension().is_some_and(|extension| extension == "gz") {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(bytes.as_slice()).read_to_end(&mut out)?;
-        return Ok(out);
-    }
-    Ok(bytes)
 }
 
 /// The CLI ingest keeps the valid records and reports the rest by line, unlike the

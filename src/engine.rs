@@ -10,18 +10,21 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
-use klynge_index::{FirmIndex, IndexError, StoredFirm, TextField};
-use klynge_models::model::{
-    FeedbackPair, FittedModel, ModelParams, PreparedQuery, Query, Reason, Relation, pair_features,
-};
+use klynge_index::{FirmIndex, IndexError, TextField};
+use klynge_models::model::{FeedbackPair, FittedModel, ModelParams, PreparedQuery, Query, Reason, pair_features};
 use klynge_models::scoring::{Features, SIGNAL_COUNT, SIGNALS, Scored, Signal};
 use klynge_models::{Collaboration, Kind, SizeClass};
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::feedback::{Decision, FeedbackStore};
-use crate::refresh::Precomputed;
+use crate::precomputed::Precomputed;
 use crate::store::ModelStore;
+
+/// Vocabulary of the use-cases' requests, shared with their callers (the API)
+/// so those need not reach into the index or the model code for it.
+pub use klynge_index::{SearchRequest, StoredFirm};
+pub use klynge_models::model::Relation;
 
 /// Candidates each retriever contributes before scoring.
 const PER_SOURCE: usize = 150;
@@ -251,29 +254,6 @@ impl Engine {
             candidates_scored,
             partners: kept.into_iter().map(|c| self.partner(&model, &query, c)).collect(),
         })
-    }
-
-    /// The network around `id` from the last batch refresh, explained, when that
-    /// refresh computed networks on the index and model serving now and none of
-    /// its members is in `exclude` (a network that lost a member is rebuilt live,
-    /// so it never falls under its minimum size).
-    pub fn precomputed_network(
-        &self,
-        id: &str,
-        exclude: &[String],
-    ) -> Option<Result<crate::networks::NetworkResponse, crate::networks::NetworkError>> {
-        let Serving { model: Some(model), precomputed: Some(precomputed) } = self.serving() else {
-            return None;
-        };
-        if precomputed.generation != model.generation || model.generation != self.index.generation() {
-            return None;
-        }
-        let network = precomputed.network(model.position(id)?)?;
-        if network.members.iter().any(|&m| exclude.iter().any(|id| id == model.id(m))) {
-            return None;
-        }
-        let request = crate::networks::NetworkRequest::around(id);
-        Some(self.explain_network(&model, &request, &network.members, network.score, network.breakdown.clone()))
     }
 
     /// The generation recommendations are keyed on: index and model together, so

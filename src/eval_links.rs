@@ -117,7 +117,7 @@ fn recall(ranked: &[String], linked: &BTreeSet<&str>, k: usize) -> f64 {
 }
 
 pub fn run(profiles: &Path, links: &Path, ks: &[usize], predictions: Option<&Path>) -> anyhow::Result<Report> {
-    let bytes = crate::cli::read_input(profiles)?;
+    let bytes = crate::ingest::read_input(profiles)?;
     let name = profiles.to_string_lossy();
     let format = Format::from_path(name.trim_end_matches(".gz")).ok_or_else(|| {
         anyhow::anyhow!("{}: use .ndjson, .jsonl, .json or .csv (optionally .gz)", profiles.display())
@@ -135,7 +135,7 @@ pub fn run(profiles: &Path, links: &Path, ks: &[usize], predictions: Option<&Pat
         );
     }
     anyhow::ensure!(!firms.is_empty(), "{} holds no valid profile", profiles.display());
-    let text = String::from_utf8(crate::cli::read_input(links)?)?;
+    let text = String::from_utf8(crate::ingest::read_input(links)?)?;
     let ids: HashMap<&str, usize> = firms.iter().enumerate().map(|(i, f)| (f.firm.id.as_str(), i)).collect();
     let (pairs, bad_lines) = read_links(&text, &|id| ids.contains_key(id));
     for bad in &bad_lines {

@@ -237,6 +237,17 @@ pub fn profile_response(raw: &str, extra: &[(&str, Value)]) -> String {
     out
 }
 
+/// Reads an input file (profiles, collaborations, links), un-gzipping `.gz`.
+pub fn read_input(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    let bytes = std::fs::read(path).map_err(|error| anyhow::anyhow!("cannot read {}: {error}", path.display()))?;
+    if path.extension().is_some_and(|extension| extension == "gz") {
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(bytes.as_slice()), &mut out)?;
+        return Ok(out);
+    }
+    Ok(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

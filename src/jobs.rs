@@ -1,19 +1,18 @@
 //! Background jobs the service runs for its admins and its own schedule: the
-//! batch refresh (one at a time), its progress while it runs and its outcome
-//! after, and the cron-style scheduler that starts it nightly.
+//! batch refresh and a model fit (`POST /v1/admin/train`), at most one of each
+//! kind at a time, their progress while they run and their outcome after, and
+//! the cron-style scheduler that starts the refresh nightly.
 
 use std::collections::HashMap;
-use std::str::FromStr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
-use croner::Cron;
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::engine::Engine;
-use crate::refresh::{self, Progress, RefreshOptions, RefreshOutcome};
-use crate::settings::Settings;
+use crate::refresh::{self, Progress, RefreshOptions};
+use crate::settings::{Settings, parse_schedule};
 
 /// Finished jobs kept for `GET /v1/admin/jobs/{id}`.
 const KEEP_FINISHED: usize = 100;
@@ -26,8 +25,35 @@ pub enum Status {
     Failed,
 }
 
+/// What a job does; one of each kind runs at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JobKind {
+    /// Every firm's partners (and networks) recomputed: [`refresh::run`].
+    Refresh,
+    /// A model fitted on the catalogue as it is and swapped in.
+    Train,
+}
+
+impl JobKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Refresh => "refresh",
+            JobKind::Train => "train",
+        }
+    }
+
+    /// The job in words: "a {noun} is already running".
+    pub fn noun(self) -> &'static str {
+        match self {
+            JobKind::Refresh => "refresh",
+            JobKind::Train => "model fit",
+        }
+    }
+}
+
 pub struct Job {
     pub id: String,
+    pub kind: JobKind,
     trigger: &'static str,
     started_at: String,
     progress: Arc<Progress>,
@@ -38,7 +64,7 @@ struct JobState {
     status: Status,
     finished_at: Option<String>,
     error: Option<String>,
-    outcome: Option<RefreshOutcome>,
+    outcome: Option<Value>,
 }
 
 impl Job {
@@ -52,7 +78,7 @@ impl Job {
         let (rate, eta) = refresh::rate_and_eta(&self.progress);
         json!({
             "id": self.id,
-            "kind": "refresh",
+            "kind": self.kind.as_str(),
             "trigger": self.trigger,
             "status": state.status,
             "started_at": self.started_at,
@@ -80,7 +106,7 @@ pub struct Jobs {
 struct Inner {
     jobs: HashMap<String, Arc<Job>>,
     order: Vec<String>,
-    running: Option<Arc<Job>>,
+    running: HashMap<JobKind, Arc<Job>>,
 }
 
 impl Jobs {
@@ -95,26 +121,6 @@ impl Jobs {
         settings: &Settings,
         trigger: &'static str,
     ) -> Result<Arc<Job>, Arc<Job>> {
-        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(running) = inner.running.as_ref().filter(|job| job.status() == Status::Running) {
-            return Err(running.clone());
-        }
-        let job = Arc::new(Job {
-            id: uuid::Uuid::new_v4().to_string(),
-            trigger,
-            started_at: crate::ingest::now_rfc3339(),
-            progress: Arc::new(Progress::default()),
-            state: Mutex::new(JobState { status: Status::Running, finished_at: None, error: None, outcome: None }),
-        });
-        inner.running = Some(job.clone());
-        inner.jobs.insert(job.id.clone(), job.clone());
-        inner.order.push(job.id.clone());
-        while inner.order.len() > KEEP_FINISHED {
-            let oldest = inner.order.remove(0);
-            inner.jobs.remove(&oldest);
-        }
-        drop(inner);
-
         let options = RefreshOptions {
             k: settings.refresh.k,
             redis_url: settings.cache.redis_url.as_ref().map(|url| url.expose().to_string()),
@@ -124,12 +130,60 @@ impl Jobs {
             networks: settings.refresh.networks,
         };
         let dir = refresh::refresh_dir(&settings.data.dir);
+        self.start(JobKind::Refresh, trigger, move |progress| {
+            let outcome = refresh::run(&engine, &dir, &options, progress).map_err(|error| error.to_string())?;
+            Ok(serde_json::to_value(outcome).expect("serialisable"))
+        })
+    }
+
+    /// Starts fitting a model on the blocking pool (serving goes on from the
+    /// current one until the swap), or returns the fit job already running. The
+    /// outcome is the model then serving, as `GET /v1/admin/model` shows it.
+    pub fn start_train(self: &Arc<Self>, engine: Arc<Engine>, trigger: &'static str) -> Result<Arc<Job>, Arc<Job>> {
+        self.start(JobKind::Train, trigger, move |progress| {
+            progress.set_phase("fitting");
+            let fitted = engine.fit();
+            crate::memory::release_free_memory();
+            fitted.map_err(|error| error.to_string())?;
+            progress.set_phase("done");
+            Ok(engine.model_info())
+        })
+    }
+
+    /// Registers a job of `kind` and runs `work` on the blocking pool, unless one
+    /// of that kind is still running (returned as the error).
+    fn start(
+        self: &Arc<Self>,
+        kind: JobKind,
+        trigger: &'static str,
+        work: impl FnOnce(&Progress) -> Result<Value, String> + Send + 'static,
+    ) -> Result<Arc<Job>, Arc<Job>> {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(running) = inner.running.get(&kind).filter(|job| job.status() == Status::Running) {
+            return Err(running.clone());
+        }
+        let job = Arc::new(Job {
+            id: uuid::Uuid::new_v4().to_string(),
+            kind,
+            trigger,
+            started_at: crate::ingest::now_rfc3339(),
+            progress: Arc::new(Progress::default()),
+            state: Mutex::new(JobState { status: Status::Running, finished_at: None, error: None, outcome: None }),
+        });
+        inner.running.insert(kind, job.clone());
+        inner.jobs.insert(job.id.clone(), job.clone());
+        inner.order.push(job.id.clone());
+        while inner.order.len() > KEEP_FINISHED {
+            let oldest = inner.order.remove(0);
+            inner.jobs.remove(&oldest);
+        }
+        drop(inner);
+
         let running = job.clone();
-        tracing::info!(job = %job.id, trigger, "refresh started");
+        let name = kind.as_str();
+        tracing::info!(job = %job.id, kind = name, trigger, "job started");
         tokio::task::spawn_blocking(move || {
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                refresh::run(&engine, &dir, &options, &running.progress)
-            }));
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&running.progress)));
             let mut state = running.state.lock().unwrap_or_else(|p| p.into_inner());
             state.finished_at = Some(crate::ingest::now_rfc3339());
             match result {
@@ -138,29 +192,25 @@ impl Jobs {
                     state.outcome = Some(outcome);
                 }
                 Ok(Err(error)) => {
-                    tracing::error!(job = %running.id, %error, "refresh failed; serving the previous results");
+                    tracing::error!(job = %running.id, kind = name, %error, "job failed; serving the previous results");
                     state.status = Status::Failed;
-                    state.error = Some(error.to_string());
+                    state.error = Some(error);
                 }
                 Err(_) => {
-                    tracing::error!(job = %running.id, "refresh panicked; serving the previous results");
+                    tracing::error!(job = %running.id, kind = name, "job panicked; serving the previous results");
                     state.status = Status::Failed;
-                    state.error = Some("the refresh panicked; see the service log".to_string());
+                    state.error = Some(format!("the {} panicked; see the service log", kind.noun()));
                 }
             }
             let label = if state.status == Status::Succeeded { "succeeded" } else { "failed" };
-            metrics::counter!("klynge_refresh_jobs_total", "status" => label).increment(1);
+            let counter = match kind {
+                JobKind::Refresh => "klynge_refresh_jobs_total",
+                JobKind::Train => "klynge_train_jobs_total",
+            };
+            metrics::counter!(counter, "status" => label).increment(1);
         });
         Ok(job)
     }
-}
-
-/// A five-field cron pattern (`minute hour day month weekday`), read in UTC.
-pub fn parse_schedule(pattern: &str) -> Result<Cron, String> {
-    if pattern.split_whitespace().count() != 5 {
-        return Err(format!("`{pattern}` must have five fields: minute hour day month weekday"));
-    }
-    Cron::from_str(pattern).map_err(|error| format!("`{pattern}` is not a cron pattern: {error}"))
 }
 
 /// Starts the refresh whenever `pattern` matches; a refresh still running then is

@@ -17,6 +17,9 @@ use serde::Serialize;
 
 use crate::engine::{Engine, EngineError, Partner};
 
+/// The value-chain stages a request may require, by name (the API checks them).
+pub use klynge_models::valuechain::STAGES;
+
 /// Why an anchor is in its own network.
 const ANCHOR_REASON: &str = "the firm this network is built around (anchor of the request)";
 /// Why a member written since the last fit has no signals or links yet.

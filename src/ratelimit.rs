@@ -10,18 +10,16 @@ use std::time::Duration;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::web;
 use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::{Quota, RateLimiter};
 use sha2::{Digest, Sha256};
 
-use crate::app::AppState;
-use crate::error::ApiError;
-
-pub type Limiter = DefaultKeyedRateLimiter<[u8; 16]>;
+use crate::error::{ApiError, ErrorCode};
+use crate::state::AppState;
+pub use crate::state::Limiter;
 
 /// The limiter the settings ask for, or `None` when rate limiting is off. A task
 /// forgets clients that have been quiet, so the table stays small.
@@ -76,11 +74,7 @@ pub async fn limit(
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             metrics::counter!("klynge_rate_limited_total").increment(1);
-            let error = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                format!("too many requests; retry in {seconds} s"),
-            );
+            let error = ApiError::new(ErrorCode::RateLimited, format!("too many requests; retry in {seconds} s"));
             let mut response = actix_web::ResponseError::error_response(&error);
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
             Ok(request.into_response(response).map_into_right_body())

@@ -22,111 +22,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use klynge_models::model::FittedModel;
-use klynge_models::network::Breakdown;
 use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::engine::{Engine, ShortlistRequest};
-use crate::networks::{NetworkError, NetworkRequest};
+use crate::engine::{Engine, Serving, ShortlistRequest};
+use crate::networks::{NetworkError, NetworkRequest, NetworkResponse};
+pub use crate::precomputed::{NetworkLine, PartnerLine, Precomputed, PrecomputedNetwork, ScoredId};
 
 /// Firms per checkpoint: small enough that a kill loses seconds of work, large
 /// enough that the rayon pool stays busy between checkpoints.
 pub const CHUNK: usize = 1_000;
-
-/// One line of a results file (and of `--export`).
-#[derive(Debug, Serialize, Deserialize)]
-pub struct PartnerLine {
-    pub firm: String,
-    pub generation: u64,
-    pub candidates_scored: usize,
-    pub partners: Vec<ScoredId>,
-    /// The network around the firm ([`NetworkRequest::around`]), when the run
-    /// computed networks and one could be assembled.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub network: Option<NetworkLine>,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct NetworkLine {
-    /// The firm first, then the partners in the order the assembly chose them.
-    pub members: Vec<String>,
-    pub score: f32,
-    pub breakdown: Breakdown,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct ScoredId {
-    pub id: String,
-    pub score: f32,
-}
-
-/// Every firm's partners for one model generation, by model position.
-pub struct Precomputed {
-    pub generation: u64,
-    pub k: usize,
-    lists: Vec<(u32, Vec<(u32, f32)>)>,
-    /// Empty when the run computed no networks.
-    networks: Vec<Option<PrecomputedNetwork>>,
-}
-
-pub struct PrecomputedNetwork {
-    pub members: Vec<u32>,
-    pub score: f32,
-    pub breakdown: Breakdown,
-}
-
-impl Precomputed {
-    /// The ranked `(position, score)` list of the firm at `position`, and how many
-    /// candidates were scored for it.
-    pub fn partners(&self, position: u32) -> Option<(usize, &[(u32, f32)])> {
-        self.lists.get(position as usize).map(|(scored, list)| (*scored as usize, list.as_slice()))
-    }
-
-    /// The network around the firm at `position`, when the run computed networks.
-    pub fn network(&self, position: u32) -> Option<&PrecomputedNetwork> {
-        self.networks.get(position as usize)?.as_ref()
-    }
-
-    /// Takes the lines one at a time: at a million firms, holding them all as
-    /// parsed strings would double the service's memory while it loads them.
-    /// `k` grows to the longest list found.
-    fn from_lines(
-        model: &FittedModel,
-        mut k: usize,
-        lines: impl Iterator<Item = anyhow::Result<PartnerLine>>,
-    ) -> anyhow::Result<Precomputed> {
-        let mut lists = vec![(0, Vec::new()); model.len()];
-        let mut networks: Vec<Option<PrecomputedNetwork>> = Vec::new();
-        let unknown = |firm: &str| anyhow::anyhow!("a partner of `{firm}` is not in the model");
-        for line in lines {
-            let line = line?;
-            k = k.max(line.partners.len());
-            let position =
-                model.position(&line.firm).ok_or_else(|| anyhow::anyhow!("`{}` is not in the model", line.firm))?;
-            let list = line
-                .partners
-                .iter()
-                .map(|p| model.position(&p.id).map(|q| (q, p.score)))
-                .collect::<Option<Vec<_>>>()
-                .ok_or_else(|| unknown(&line.firm))?;
-            lists[position as usize] = (line.candidates_scored as u32, list);
-            if let Some(network) = &line.network {
-                if networks.is_empty() {
-                    networks.resize_with(model.len(), || None);
-                }
-                let members = network
-                    .members
-                    .iter()
-                    .map(|id| model.position(id))
-                    .collect::<Option<Vec<_>>>()
-                    .ok_or_else(|| unknown(&line.firm))?;
-                networks[position as usize] =
-                    Some(PrecomputedNetwork { members, score: network.score, breakdown: network.breakdown.clone() });
-            }
-        }
-        Ok(Precomputed { generation: model.generation, k, lists, networks })
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct RefreshOptions {
@@ -173,7 +78,7 @@ pub struct RefreshOutcome {
 }
 
 impl Progress {
-    fn set_phase(&self, phase: &'static str) {
+    pub fn set_phase(&self, phase: &'static str) {
         if phase == "scoring" {
             let _ = self.scoring_since.set(Instant::now());
         }
@@ -182,6 +87,29 @@ impl Progress {
 
     pub fn phase(&self) -> &'static str {
         *self.phase.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Serving what a refresh left behind that needs the network assembly: here,
+/// not in the engine, so the engine does not depend on the networks built on it.
+impl Engine {
+    /// The network around `id` from the last batch refresh, explained, when that
+    /// refresh computed networks on the index and model serving now and none of
+    /// its members is in `exclude` (a network that lost a member is rebuilt live,
+    /// so it never falls under its minimum size).
+    pub fn precomputed_network(&self, id: &str, exclude: &[String]) -> Option<Result<NetworkResponse, NetworkError>> {
+        let Serving { model: Some(model), precomputed: Some(precomputed) } = self.serving() else {
+            return None;
+        };
+        if precomputed.generation != model.generation || model.generation != self.index().generation() {
+            return None;
+        }
+        let network = precomputed.network(model.position(id)?)?;
+        if network.members.iter().any(|&m| exclude.iter().any(|id| id == model.id(m))) {
+            return None;
+        }
+        let request = NetworkRequest::around(id);
+        Some(self.explain_network(&model, &request, &network.members, network.score, network.breakdown.clone()))
     }
 }
 

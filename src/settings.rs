@@ -232,12 +232,22 @@ impl Settings {
             return Err(SettingsError::new("refresh.k", "must be from 1 to 200"));
         }
         if let Some(pattern) = &self.refresh.schedule
-            && let Err(error) = crate::jobs::parse_schedule(pattern)
+            && let Err(error) = parse_schedule(pattern)
         {
             return Err(SettingsError::new("refresh.schedule", error));
         }
         Ok(())
     }
+}
+
+/// A five-field cron pattern (`minute hour day month weekday`), read in UTC: the
+/// form `refresh.schedule` takes, checked here so a bad one stops the start.
+pub fn parse_schedule(pattern: &str) -> Result<croner::Cron, String> {
+    if pattern.split_whitespace().count() != 5 {
+        return Err(format!("`{pattern}` must have five fields: minute hour day month weekday"));
+    }
+    <croner::Cron as std::str::FromStr>::from_str(pattern)
+        .map_err(|error| format!("`{pattern}` is not a cron pattern: {error}"))
 }
 
 /// Names the setting in the message when the config crate knows it.

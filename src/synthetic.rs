@@ -131,7 +131,7 @@ fn offers(description: &str) -> Vec<String> {
 
 /// Reads the FinanceDatabase extract and turns each company into a profile.
 pub fn source_profiles(path: &Path) -> anyhow::Result<Vec<Value>> {
-    let bytes = crate::cli::read_input(path)?;
+    let bytes = crate::ingest::read_input(path)?;
     let mut profiles = Vec::new();
     for line in bytes.lines() {
         let line = line?;

@@ -1187,3 +1187,58 @@ async fn networks_are_deterministic_across_instances() {
     assert_eq!(ids_of(&partners_a["partners"]), ids_of(&partners_b["partners"]));
     assert_eq!(member_ids(&a["network"]), member_ids(&b["network"]));
 }
+
+/// Training is a job (issue 18): 202 with the job and its `Location`, 409
+/// `train_running` naming the running job while it runs, and an outcome that is
+/// the model then serving. A firm written after that fit cannot anchor a network
+/// until the refit: 503 `not_in_model`, told apart from `unavailable` (no model).
+#[tokio::test]
+async fn training_is_a_job_and_a_firm_newer_than_the_model_is_told_apart() {
+    let app = TestApp::spawn().await;
+    app.upsert(&catalogue()).await;
+    app.collaborate(&collaborations()).await;
+    app.get("/v1/firms/dk-dairy/network").await.assert_error(503, "unavailable");
+
+    let first = Reply::read(app.authed(Method::POST, "/v1/admin/train").send().await).await;
+    first.assert_status(202);
+    let job = first.json();
+    let id = job["id"].as_str().expect("job id").to_string();
+    assert_eq!((job["kind"].as_str(), job["status"].as_str()), (Some("train"), Some("running")), "{job}");
+    assert_eq!(first.header("location"), Some(format!("/v1/admin/jobs/{id}").as_str()));
+    let second = Reply::read(app.authed(Method::POST, "/v1/admin/train").send().await).await;
+    let mut started = vec![id.clone()];
+    if second.status == 409 {
+        let refused = second.assert_error(409, "train_running");
+        assert_eq!(refused["details"]["job_id"], id.as_str(), "{refused}");
+    } else {
+        // The first fit ended before the second request came: a new job started.
+        second.assert_status(202);
+        let again = second.json()["id"].as_str().expect("job id").to_string();
+        assert_ne!(again, id);
+        started.push(again);
+    }
+    for job in started {
+        let path = format!("/v1/admin/jobs/{job}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(300);
+        let done = loop {
+            let reply = Reply::read(app.authed(Method::GET, &path).send().await).await;
+            reply.assert_status(200);
+            if reply.json()["status"] != "running" {
+                break reply.json();
+            }
+            assert!(std::time::Instant::now() < deadline, "the fit did not finish: {}", reply.body);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(done["status"], "succeeded", "{done}");
+        assert!(done["outcome"]["generation"].is_u64(), "the outcome is the model serving: {done}");
+    }
+    // Nothing runs now: a new fit is accepted at once.
+    app.train().await;
+
+    let mut newcomer = profile("dk-dairy");
+    newcomer["id"] = json!("dk-dairy-newcomer");
+    app.put_json("/v1/firms/dk-dairy-newcomer", &newcomer).await.assert_status(200);
+    let reply = app.get("/v1/firms/dk-dairy-newcomer/network").await;
+    let error = reply.assert_error(503, "not_in_model");
+    assert!(error["message"].as_str().unwrap().contains("dk-dairy-newcomer"), "{error}");
+}

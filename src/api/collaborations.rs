@@ -1,14 +1,13 @@
 //! `/v1/collaborations`: known ties between firms, which feed the tie signals.
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use klynge_models::{Collaboration, validate_collaboration};
 use serde_json::{Value, json};
 
 use crate::api::firms::checked_id;
 use crate::api::{blocking, read_body};
-use crate::app::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
+use crate::state::AppState;
 
 #[utoipa::path(post, path = "/v1/collaborations", tag = "collaborations",
     request_body(content = Object, description = "{\"id\", \"title\"?, \"members\": [firm ids]}"),
@@ -20,11 +19,11 @@ pub async fn create(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let body = read_body(&request, payload, state.settings.server.max_body_bytes).await?;
-    let value: Value = serde_json::from_slice(&body)
-        .map_err(|error| ApiError::bad_request("malformed_body", format!("malformed JSON: {error}")))?;
+    let value: Value =
+        serde_json::from_slice(&body).map_err(|error| ApiError::malformed(format!("malformed JSON: {error}")))?;
     let collaboration = validate_collaboration(&value).map_err(|errors| {
         let field = errors.first().map(|error| error.field.clone()).unwrap_or_default();
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", "the collaboration is invalid")
+        ApiError::new(ErrorCode::ValidationFailed, "the collaboration is invalid")
             .with_field(field)
             .with_details(serde_json::to_value(errors).expect("serialisable"))
     })?;

@@ -10,7 +10,7 @@
 
 use std::borrow::Cow;
 
-use klynge_models::{Kind, SizeClass, nace, valuechain};
+use klynge_models::{Kind, SizeClass, nace};
 use serde::Deserialize;
 use utoipa::openapi::link::Link;
 use utoipa::openapi::path::Operation;
@@ -19,6 +19,8 @@ use utoipa::openapi::schema::{AllOfBuilder, AnyOfBuilder, ArrayBuilder, ObjectBu
 use utoipa::openapi::security::SecurityRequirement;
 use utoipa::openapi::{Content, OpenApi, Ref, RefOr};
 use utoipa::{Modify, PartialSchema, ToSchema};
+
+use crate::error::ErrorCode;
 
 /// Every error answer: `{"error": {"code", "message", "field"?, "details"?}}`.
 #[derive(ToSchema)]
@@ -39,42 +41,30 @@ pub struct ErrorDetail {
     pub details: Option<serde_json::Value>,
 }
 
-/// The stable error codes; callers branch on these, never on the message.
-#[derive(ToSchema)]
-#[schema(rename_all = "snake_case")]
-pub enum ErrorCode {
-    /// 400: the query string is not UTF-8 once decoded, or a parameter is unknown or of the wrong type.
-    BadQuery,
-    /// 400: a path segment cannot be read.
-    BadPath,
-    /// 400: the body could not be read.
-    BadBody,
-    /// 400: the body is not well-formed JSON, NDJSON or CSV.
-    MalformedBody,
-    /// 401: no key was presented where one is needed.
-    Unauthorized,
-    /// 403: the key may not do this.
-    Forbidden,
-    /// 403: no write key is configured, so writes are refused.
-    WritesDisabled,
-    /// 404: no such firm, collaboration, job or route.
-    NotFound,
-    /// 409: a refresh is already running (`details.job_id`).
-    RefreshRunning,
-    /// 413: the body is over `server.max_body_bytes`.
-    PayloadTooLarge,
-    /// 414: the query string is over 8 KiB.
-    QueryTooLong,
-    /// 415: the body's content type is not accepted.
-    UnsupportedMediaType,
-    /// 422: a value is invalid, or names ids without a profile, or the constraints cannot be met.
-    ValidationFailed,
-    /// 429: over the per-key rate limit; see `Retry-After`.
-    RateLimited,
-    /// 503: the model is being fitted; retry shortly.
-    Unavailable,
-    /// 500: a fault of the service; the message carries the request id.
-    Internal,
+/// The stable error codes, as [`ErrorCode`] declares them: the schema lists each
+/// code with its status and meaning, so the document cannot name a code the
+/// service does not send.
+impl PartialSchema for ErrorCode {
+    fn schema() -> RefOr<Schema> {
+        let lines: Vec<String> = ErrorCode::ALL
+            .iter()
+            .map(|code| format!("- `{}` ({}): {}", code.as_str(), code.status().as_u16(), code.meaning()))
+            .collect();
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(ErrorCode::ALL.iter().map(|code| code.as_str())))
+            .description(Some(format!(
+                "The stable error codes; callers branch on these, never on the message.\n\n{}",
+                lines.join("\n")
+            )))
+            .into()
+    }
+}
+impl ToSchema for ErrorCode {}
+
+/// The description of an error status: each code it can carry, with its meaning.
+fn describe(codes: &[ErrorCode]) -> String {
+    codes.iter().map(|code| format!("{}: {}", code.as_str(), code.meaning())).collect::<Vec<_>>().join("; ")
 }
 
 /// A firm (or collaboration) id.
@@ -184,7 +174,7 @@ impl ToSchema for RelationName {}
 pub struct StageName;
 impl PartialSchema for StageName {
     fn schema() -> RefOr<Schema> {
-        string_enum(valuechain::STAGES, "value-chain stage")
+        string_enum(crate::networks::STAGES, "value-chain stage")
     }
 }
 impl ToSchema for StageName {}
@@ -298,7 +288,7 @@ pub struct ShortlistResponse {
     pub firm: Option<String>,
 }
 
-/// A refresh job.
+/// A refresh or training job.
 #[derive(ToSchema)]
 pub struct JobView {
     pub id: String,
@@ -365,6 +355,7 @@ const LINKS: &[LinkSpec] = &[
     ),
     ("post", "/v1/collaborations", "201", &[("GetCollaboration", "getCollaboration")], "$response.body#/id"),
     ("post", "/v1/admin/refresh", "202", &[("GetJob", "getJob")], "$response.body#/id"),
+    ("post", "/v1/admin/train", "202", &[("GetJob", "getJob")], "$response.body#/id"),
     (
         "post",
         "/v1/feedback",
@@ -382,17 +373,30 @@ fn firm_id_path(path: &str) -> bool {
     path.contains("{id}") && !path.starts_with("/v1/admin/") && !path.starts_with("/v1/feedback/")
 }
 
-/// Statuses one operation can return beyond those all share (added in
-/// [`Contract::modify`]): a recommendation answers 503 until the first model is
-/// fitted.
-const EXTRA_STATUSES: &[(&str, &str, &str, &str)] = &[
-    ("get", "/v1/firms/{id}/partners", "503", "unavailable: the model is being fitted; retry shortly"),
-    ("get", "/v1/firms/{id}/network", "503", "unavailable: the model is being fitted; retry shortly"),
-    ("post", "/v1/shortlists", "503", "unavailable: the model is being fitted; retry shortly"),
-    ("post", "/v1/networks", "503", "unavailable: the model is being fitted; retry shortly"),
-    ("get", "/v1/admin/model", "503", "unavailable: no model is fitted yet"),
-    ("post", "/v1/admin/train", "503", "unavailable: the catalogue cannot be fitted"),
+/// Error codes one operation can answer beyond those all share (added in
+/// [`Contract::modify`]; the status is the code's): a recommendation answers 503
+/// until the first model is fitted, a network also while a firm it must hold
+/// waits for the refit; a second training job is refused while one runs.
+const EXTRA_CODES: &[(&str, &str, &[ErrorCode])] = &[
+    ("get", "/v1/firms/{id}/partners", &[ErrorCode::Unavailable]),
+    ("get", "/v1/firms/{id}/network", &[ErrorCode::Unavailable, ErrorCode::NotInModel]),
+    ("post", "/v1/shortlists", &[ErrorCode::Unavailable]),
+    ("post", "/v1/networks", &[ErrorCode::Unavailable, ErrorCode::NotInModel]),
+    ("get", "/v1/admin/model", &[ErrorCode::Unavailable]),
+    ("post", "/v1/admin/refresh", &[ErrorCode::RefreshRunning]),
+    ("post", "/v1/admin/train", &[ErrorCode::TrainRunning]),
 ];
+
+/// Adds a response for each status among `codes` that the operation does not
+/// document yet, describing every code it can carry.
+fn add_error_statuses(responses: &mut std::collections::BTreeMap<String, RefOr<Response>>, codes: &[ErrorCode]) {
+    let mut statuses: Vec<u16> = codes.iter().map(|code| code.status().as_u16()).collect();
+    statuses.dedup();
+    for status in statuses {
+        let same: Vec<ErrorCode> = codes.iter().copied().filter(|code| code.status().as_u16() == status).collect();
+        responses.entry(status.to_string()).or_insert_with(|| error_response(&describe(&same)));
+    }
+}
 
 /// Success bodies by (method, path, status) → schema component.
 const SUCCESS_SCHEMAS: &[(&str, &str, &str, &str)] = &[
@@ -403,6 +407,7 @@ const SUCCESS_SCHEMAS: &[(&str, &str, &str, &str)] = &[
     ("get", "/v1/firms/{id}/partners", "200", "ShortlistResponse"),
     ("post", "/v1/shortlists", "200", "ShortlistResponse"),
     ("post", "/v1/admin/refresh", "202", "JobView"),
+    ("post", "/v1/admin/train", "202", "JobView"),
     ("get", "/v1/admin/jobs/{id}", "200", "JobView"),
 ];
 
@@ -543,38 +548,34 @@ impl Modify for Contract {
                             .insert("application/json".to_string(), json_content(Ref::from_schema_name(*schema)));
                     }
                 }
-                for (m, p, status, description) in EXTRA_STATUSES {
+                for (m, p, codes) in EXTRA_CODES {
                     if *m == method && p == path {
-                        responses.entry(status.to_string()).or_insert_with(|| error_response(description));
+                        add_error_statuses(responses, codes);
                     }
                 }
-                let mut shared = vec![
-                    (
-                        "400",
-                        "bad_query: the query string is not UTF-8 once decoded, or a parameter is unknown or malformed",
-                    ),
-                    ("414", "query_too_long: the query string is over 8 KiB"),
-                ];
+                let mut shared = vec![ErrorCode::BadQuery, ErrorCode::QueryTooLong];
                 if api || path == "/metrics" {
-                    shared.push(("401", "unauthorized: a key is needed and none was sent"));
-                    shared.push(("403", "forbidden / writes_disabled: this key may not do this"));
+                    shared.extend([ErrorCode::Unauthorized, ErrorCode::Forbidden, ErrorCode::WritesDisabled]);
                 }
                 if api {
-                    shared.push((
-                        "429",
-                        "rate_limited: over `server.rate_limit_per_second` for this key; see Retry-After",
-                    ));
+                    shared.push(ErrorCode::RateLimited);
                 }
                 if operation.request_body.is_some() {
-                    shared.push(("400", "malformed_body: the body is not well-formed"));
-                    shared.push(("413", "payload_too_large: the body is over `server.max_body_bytes`"));
-                    shared.push(("415", "unsupported_media_type: the body's content type is not accepted"));
+                    shared.extend([
+                        ErrorCode::MalformedBody,
+                        ErrorCode::PayloadTooLarge,
+                        ErrorCode::UnsupportedMediaType,
+                    ]);
                 }
+                shared.sort_by_key(|code| code.status().as_u16());
+                add_error_statuses(responses, &shared);
                 if firm_id_path(path) {
-                    shared.push(("422", "validation_failed: the id is not 1 to 128 letters, digits and . _ : -"));
-                }
-                for (status, description) in shared {
-                    responses.entry(status.to_string()).or_insert_with(|| error_response(description));
+                    responses.entry("422".to_string()).or_insert_with(|| {
+                        error_response(&format!(
+                            "{}: the id is not 1 to 128 letters, digits and . _ : -",
+                            ErrorCode::ValidationFailed
+                        ))
+                    });
                 }
                 for (status, response) in responses.iter_mut() {
                     if let RefOr::T(response) = response

@@ -16,8 +16,8 @@ use crate::api::{collaborations, feedback, firms, health, jobs, networks, recomm
     paths(
         firms::bulk_upsert, firms::put, firms::get, firms::delete, firms::search,
         collaborations::create, collaborations::get,
-        recommend::partners, recommend::shortlist, recommend::train, recommend::model,
-        networks::create, networks::around, jobs::refresh, jobs::get,
+        recommend::partners, recommend::shortlist, recommend::model,
+        networks::create, networks::around, jobs::train, jobs::refresh, jobs::get,
         feedback::create, feedback::list, feedback::get, feedback::delete,
         health::live, health::ready, health::metrics,
     ),

@@ -13,9 +13,9 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::api::firms::checked_id;
 use crate::api::{blocking, read_body};
-use crate::app::AppState;
 use crate::error::ApiError;
 use crate::feedback::{Decision, ListQuery, Record, Scope};
+use crate::state::AppState;
 
 const MAX_NOTE: usize = 2000;
 const MAX_AUTHOR: usize = 200;
@@ -94,8 +94,8 @@ pub async fn create(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let body = read_body(&request, payload, state.settings.server.max_body_bytes).await?;
-    let value: Value = serde_json::from_slice(&body)
-        .map_err(|error| ApiError::bad_request("malformed_body", format!("malformed JSON: {error}")))?;
+    let value: Value =
+        serde_json::from_slice(&body).map_err(|error| ApiError::malformed(format!("malformed JSON: {error}")))?;
     let mut record = validate(&value)?;
     let (engine, feedback) = (state.engine.clone(), state.feedback.clone());
     let stored = blocking(move || {
@@ -111,7 +111,7 @@ pub async fn create(
         }
         record.id = uuid::Uuid::new_v4().to_string();
         record.time = crate::ingest::now_rfc3339();
-        if let Some(replaced) = feedback.put(record.clone()).map_err(ApiError::internal)? {
+        if let Some(replaced) = feedback.put(record.clone())? {
             record.id = replaced.id;
         }
         Ok(record)
@@ -251,7 +251,7 @@ pub async fn delete(state: web::Data<AppState>, path: web::Path<String>) -> Resu
     let feedback = state.feedback.clone();
     let deleted = blocking({
         let id = id.clone();
-        move || feedback.delete(&id, crate::ingest::now_rfc3339()).map_err(ApiError::internal)
+        move || Ok(feedback.delete(&id, crate::ingest::now_rfc3339())?)
     })
     .await?;
     match deleted {

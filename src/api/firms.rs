@@ -1,10 +1,8 @@
 //! `/v1/firms`: bulk upsert (JSON, NDJSON, CSV; all-or-nothing), single-profile
 //! put/get/delete, and filtered full-text search.
 
-use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use klynge_index::{SearchRequest, StoredFirm};
 use klynge_models::{Kind, SizeClass, check_id, nace, normalise_country, normalise_region};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -12,9 +10,10 @@ use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::api::{blocking, json_bytes, read_body};
-use crate::app::AppState;
-use crate::error::ApiError;
+use crate::engine::{SearchRequest, StoredFirm};
+use crate::error::{ApiError, ErrorCode};
 use crate::ingest::{self, Format, now_rfc3339, profile_response};
+use crate::state::AppState;
 
 /// Outcome of a bulk upsert.
 #[derive(Serialize, ToSchema)]
@@ -34,28 +33,26 @@ pub async fn bulk_upsert(
 ) -> Result<HttpResponse, ApiError> {
     let format = content_format(&request)?;
     let body = read_body(&request, payload, state.settings.server.max_body_bytes).await?;
-    let items = ingest::parse_items(&body, format).map_err(|error| {
-        let mut api = ApiError::bad_request("malformed_body", error.message);
-        if let Some(line) = error.line {
-            api = api.with_details(json!({ "line": line }));
-        }
-        api
-    })?;
-    if items.is_empty() {
-        return Err(ApiError::invalid("body", "the body holds no profiles"));
-    }
-    let (accepted, rejected) = ingest::validate_items(&items, &now_rfc3339());
-    if !rejected.is_empty() {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_failed",
-            format!("{} of {} profiles are invalid; nothing was written", rejected.len(), items.len()),
-        )
-        .with_details(serde_json::to_value(&rejected).expect("serialisable")));
-    }
-    let count = accepted.len();
     let engine = state.engine.clone();
-    let generation = blocking(move || Ok(engine.upsert_firms(&accepted)?)).await?;
+    // Parsing, validating and converting up to `server.max_body_bytes` of NDJSON
+    // or CSV takes far longer than an executor turn should: all of it runs on the
+    // blocking pool, with the write.
+    let (count, generation) = blocking(move || {
+        let items = ingest::parse_items(&body, format)?;
+        if items.is_empty() {
+            return Err(ApiError::invalid("body", "the body holds no profiles"));
+        }
+        let (accepted, rejected) = ingest::validate_items(&items, &now_rfc3339());
+        if !rejected.is_empty() {
+            return Err(ApiError::new(
+                ErrorCode::ValidationFailed,
+                format!("{} of {} profiles are invalid; nothing was written", rejected.len(), items.len()),
+            )
+            .with_details(serde_json::to_value(&rejected).expect("serialisable")));
+        }
+        Ok((accepted.len(), engine.upsert_firms(&accepted)?))
+    })
+    .await?;
     state.changed();
     Ok(HttpResponse::Ok().json(UpsertSummary { upserted: count, generation }))
 }
@@ -76,32 +73,33 @@ pub async fn put(
         return Err(unsupported_type());
     }
     let body = read_body(&request, payload, state.settings.server.max_body_bytes).await?;
-    let mut value: Value = serde_json::from_slice(&body)
-        .map_err(|error| ApiError::bad_request("malformed_body", format!("malformed JSON: {error}")))?;
-    let Some(object) = value.as_object_mut() else {
-        return Err(ApiError::invalid("body", "a profile must be a JSON object"));
-    };
-    let raw = match object.get("id") {
-        Some(Value::String(body_id)) if *body_id == id => String::from_utf8_lossy(&body).into_owned(),
-        Some(_) => {
-            return Err(ApiError::invalid("id", format!("the body's id must be `{id}`, as in the path")));
-        }
-        None => {
-            object.insert("id".to_string(), Value::String(id.clone()));
-            value.to_string()
-        }
-    };
-    let item = ingest::Item { line: None, raw };
-    let (mut accepted, rejected) = ingest::validate_items(std::slice::from_ref(&item), &now_rfc3339());
-    if let Some(rejected) = rejected.into_iter().next() {
-        let first_field = rejected.errors.first().map(|error| error.field.clone()).unwrap_or_default();
-        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", "the profile is invalid")
-            .with_field(first_field)
-            .with_details(serde_json::to_value(&rejected.errors).expect("serialisable")));
-    }
-    let stored = accepted.pop().expect("one valid item");
     let engine = state.engine.clone();
+    // A profile may be as large as a bulk body: read and validated off the executor.
     let stored = blocking(move || {
+        let mut value: Value =
+            serde_json::from_slice(&body).map_err(|error| ApiError::malformed(format!("malformed JSON: {error}")))?;
+        let Some(object) = value.as_object_mut() else {
+            return Err(ApiError::invalid("body", "a profile must be a JSON object"));
+        };
+        let raw = match object.get("id") {
+            Some(Value::String(body_id)) if *body_id == id => String::from_utf8_lossy(&body).into_owned(),
+            Some(_) => {
+                return Err(ApiError::invalid("id", format!("the body's id must be `{id}`, as in the path")));
+            }
+            None => {
+                object.insert("id".to_string(), Value::String(id.clone()));
+                value.to_string()
+            }
+        };
+        let item = ingest::Item { line: None, raw };
+        let (mut accepted, rejected) = ingest::validate_items(std::slice::from_ref(&item), &now_rfc3339());
+        if let Some(rejected) = rejected.into_iter().next() {
+            let first_field = rejected.errors.first().map(|error| error.field.clone()).unwrap_or_default();
+            return Err(ApiError::new(ErrorCode::ValidationFailed, "the profile is invalid")
+                .with_field(first_field)
+                .with_details(serde_json::to_value(&rejected.errors).expect("serialisable")));
+        }
+        let stored = accepted.pop().expect("one valid item");
         engine.upsert_firms(std::slice::from_ref(&stored))?;
         Ok(stored)
     })
@@ -329,11 +327,7 @@ fn content_format(request: &HttpRequest) -> Result<Format, ApiError> {
 }
 
 fn unsupported_type() -> ApiError {
-    ApiError::new(
-        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "unsupported_media_type",
-        "send application/json, application/x-ndjson or text/csv",
-    )
+    ApiError::new(ErrorCode::UnsupportedMediaType, "send application/json, application/x-ndjson or text/csv")
 }
 
 fn profile_http(stored: &StoredFirm, extra: &[(&str, Value)]) -> HttpResponse {

@@ -9,8 +9,8 @@ use actix_web::{HttpResponse, web};
 use serde_json::json;
 
 use crate::api::blocking;
-use crate::app::AppState;
 use crate::error::ApiError;
+use crate::state::AppState;
 
 #[utoipa::path(get, path = "/health/live", tag = "health", responses((status = 200, body = Object)))]
 pub async fn live() -> HttpResponse {

@@ -8,14 +8,14 @@ use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
-use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 
-use crate::app::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
+use crate::state::AppState;
 
 pub mod collaborations;
 pub mod console;
@@ -42,7 +42,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
                     // router matched (`/v1/%61dmin/model` included), not to a raw path.
                     web::scope("/admin")
                         .wrap(actix_web::middleware::from_fn(authorise_admin))
-                        .service(web::resource("/train").route(web::post().to(recommend::train)))
+                        .service(web::resource("/train").route(web::post().to(jobs::train)))
                         .service(web::resource("/model").route(web::get().to(recommend::model)))
                         .service(web::resource("/refresh").route(web::post().to(jobs::refresh)))
                         .service(web::resource("/jobs/{id}").route(web::get().to(jobs::get))),
@@ -96,9 +96,7 @@ where
 /// Reads the whole body, refusing it with a JSON 413 as soon as it passes the limit
 /// (before reading it all when `Content-Length` already says so).
 pub async fn read_body(request: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<web::Bytes, ApiError> {
-    let too_large = || {
-        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", format!("request body is over {limit} bytes"))
-    };
+    let too_large = || ApiError::new(ErrorCode::PayloadTooLarge, format!("request body is over {limit} bytes"));
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -109,7 +107,7 @@ pub async fn read_body(request: &HttpRequest, mut payload: web::Payload, limit: 
     }
     let mut body = web::BytesMut::with_capacity(declared.unwrap_or(8 * 1024).min(limit));
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|error| ApiError::bad_request("bad_body", format!("cannot read body: {error}")))?;
+        let chunk = chunk.map_err(|error| ApiError::new(ErrorCode::BadBody, format!("cannot read body: {error}")))?;
         if body.len() + chunk.len() > limit {
             return Err(too_large());
         }
@@ -156,8 +154,7 @@ pub async fn observe(
                 // request left to answer with; the server turns this error into
                 // the JSON 500 on the same connection.
                 return Err(ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
+                    ErrorCode::Internal,
                     format!("internal error (request id {request_id}); see the service log"),
                 )
                 .into());
@@ -185,14 +182,13 @@ const MAX_QUERY_BYTES: usize = 8 * 1024;
 fn check_query_string(query: &str) -> Result<(), ApiError> {
     if query.len() > MAX_QUERY_BYTES {
         return Err(ApiError::new(
-            StatusCode::URI_TOO_LONG,
-            "query_too_long",
+            ErrorCode::QueryTooLong,
             format!("the query string is over {MAX_QUERY_BYTES} bytes"),
         ));
     }
     for part in query.split('&').flat_map(|pair| pair.split('=')) {
         if percent_encoding::percent_decode_str(part).decode_utf8().is_err() {
-            return Err(ApiError::bad_request("bad_query", "the query string is not valid UTF-8 once percent-decoded"));
+            return Err(ApiError::new(ErrorCode::BadQuery, "the query string is not valid UTF-8 once percent-decoded"));
         }
     }
     Ok(())
@@ -285,32 +281,23 @@ fn check_key(auth: &crate::settings::AuthSettings, presented: Option<&str>, acce
             if auth.read_keys.is_empty() || matches(&auth.read_keys) || matches(&auth.write_keys) {
                 Ok(())
             } else if presented.is_none() {
-                Err(ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "unauthorized",
-                    "reads need `Authorization: Bearer <read key>`",
-                ))
+                Err(ApiError::new(ErrorCode::Unauthorized, "reads need `Authorization: Bearer <read key>`"))
             } else {
-                Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "this key may not read"))
+                Err(ApiError::new(ErrorCode::Forbidden, "this key may not read"))
             }
         }
         Access::Write => {
             if auth.write_keys.is_empty() {
                 Err(ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "writes_disabled",
+                    ErrorCode::WritesDisabled,
                     "no write key is configured (set auth.write_keys, e.g. KLYNGE__AUTH__WRITE_KEYS)",
                 ))
             } else if matches(&auth.write_keys) {
                 Ok(())
             } else if presented.is_none() {
-                Err(ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "unauthorized",
-                    "writes need `Authorization: Bearer <write key>`",
-                ))
+                Err(ApiError::new(ErrorCode::Unauthorized, "writes need `Authorization: Bearer <write key>`"))
             } else {
-                Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "this key may not write"))
+                Err(ApiError::new(ErrorCode::Forbidden, "this key may not write"))
             }
         }
     }
@@ -337,6 +324,7 @@ pub async fn not_found(request: HttpRequest) -> Result<HttpResponse, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use actix_web::http::StatusCode;
 
     #[actix_web::test]
     async fn a_panicking_handler_is_answered_as_json_500_with_the_request_id() {

@@ -7,16 +7,16 @@ use std::sync::Arc;
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use klynge_models::{Kind, valuechain};
+use klynge_models::Kind;
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::api::firms::{checked_id, parse_country, parse_region, parse_sector, request_digest, shown};
-use crate::api::recommend::{engine_error, parse_json_body};
+use crate::api::recommend::parse_json_body;
 use crate::api::{X_CACHE, blocking};
-use crate::app::AppState;
 use crate::error::ApiError;
-use crate::networks::{NetworkError, NetworkRequest, NetworkResponse};
+use crate::networks::{NetworkRequest, NetworkResponse, STAGES};
+use crate::state::AppState;
 
 /// Smallest network a cluster programme funds.
 const MIN_NETWORK: usize = 5;
@@ -166,7 +166,7 @@ pub async fn around(
             engine
                 .precomputed_network(&firm, &exclude)
                 .transpose()
-                .map_err(network_error)
+                .map_err(ApiError::from)
                 .map(|response| response.map(|r| serde_json::to_vec(&r).expect("serialisable")))
         })
         .await?;
@@ -200,7 +200,7 @@ async fn cached_network(
         {
             return Err(ApiError::not_found(format!("no firm with id `{id}`")));
         }
-        let response = engine.network(&request).map_err(network_error)?;
+        let response = engine.network(&request).map_err(ApiError::from)?;
         Ok(serde_json::to_vec(&response).expect("serialisable"))
     })
     .await?;
@@ -208,19 +208,6 @@ async fn cached_network(
     state.cache.set(key, body.clone()).await;
     metrics::counter!("klynge_recommendations_total", "kind" => kind).increment(1);
     Ok((body, "miss"))
-}
-
-fn network_error(error: NetworkError) -> ApiError {
-    match error {
-        NetworkError::Engine(error) => engine_error(error),
-        NetworkError::UnknownFirms { field, ids } => {
-            ApiError::invalid(field, format!("{} ids in `{field}` have no profile", ids.len()))
-                .with_details(json!({ "unknown_ids": ids }))
-        }
-        NetworkError::Unsatisfiable(reason) => {
-            ApiError::invalid("require", reason.clone()).with_details(json!({ "reason": reason }))
-        }
-    }
 }
 
 /// JSON, or CSV when the caller's `Accept` asks for it.
@@ -274,7 +261,7 @@ fn validate(body: NetworkBody) -> Result<NetworkRequest, ApiError> {
     if let Some(require) = &body.require {
         bounded("require.kinds", require.kinds.len(), MAX_KIND_RULES)?;
         bounded("require.sectors", require.sectors.len(), MAX_SECTOR_RULES)?;
-        bounded("require.stages", require.stages.len(), valuechain::STAGES.len())?;
+        bounded("require.stages", require.stages.len(), STAGES.len())?;
     }
     let ids = |field: &str, ids: Vec<String>| -> Result<Vec<String>, ApiError> {
         let mut unique: Vec<String> = Vec::new();
@@ -326,10 +313,10 @@ fn validate(body: NetworkBody) -> Result<NetworkRequest, ApiError> {
         .map(|s| parse_sector(s).map_err(|e| e.with_field("require.sectors")))
         .collect::<Result<Vec<_>, _>>()?;
     for stage in &require.stages {
-        if !valuechain::STAGES.contains(&stage.as_str()) {
+        if !STAGES.contains(&stage.as_str()) {
             return Err(ApiError::invalid(
                 "require.stages",
-                format!("unknown stage `{}`; stages are: {}", shown(stage), valuechain::STAGES.join(", ")),
+                format!("unknown stage `{}`; stages are: {}", shown(stage), STAGES.join(", ")),
             ));
         }
     }

@@ -5,20 +5,18 @@
 
 use std::sync::Arc;
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use utoipa::IntoParams;
 
 use crate::api::firms::{
     checked_id, parse_country, parse_kind, parse_region, parse_sector, parse_size, request_digest,
 };
 use crate::api::{blocking, json_bytes, read_body};
-use crate::app::AppState;
-use crate::engine::{EngineError, Filters, Shortlist, ShortlistRequest};
-use crate::error::ApiError;
-use klynge_models::model::Relation;
+use crate::engine::{Filters, Relation, Shortlist, ShortlistRequest};
+use crate::error::{ApiError, ErrorCode};
+use crate::state::AppState;
 
 const MAX_K: usize = 200;
 
@@ -191,7 +189,7 @@ async fn respond(
         {
             return Err(ApiError::not_found(format!("no firm with id `{id}`")));
         }
-        let shortlist = engine.shortlist(&request).map_err(engine_error)?;
+        let shortlist = engine.shortlist(&request)?;
         Ok(shortlist_body(&shortlist, firm))
     })
     .await?;
@@ -209,41 +207,18 @@ fn shortlist_body(shortlist: &Shortlist, firm: Option<String>) -> Vec<u8> {
     serde_json::to_vec(&value).expect("serialisable")
 }
 
-#[utoipa::path(post, path = "/v1/admin/train", tag = "admin",
-    responses((status = 200, description = "the model now serving")), security(("bearer" = [])))]
-pub async fn train(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let engine = state.engine.clone();
-    let info = blocking(move || {
-        let fitted = engine.fit();
-        crate::memory::release_free_memory();
-        fitted.map_err(engine_error)?;
-        Ok(engine.model_info())
-    })
-    .await?;
-    Ok(HttpResponse::Ok().json(info))
-}
-
 #[utoipa::path(get, path = "/v1/admin/model", tag = "admin",
     responses((status = 200, description = "fitted weights per signal and model facts")), security(("bearer" = [])))]
 pub async fn model(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let mut info = state.engine.model_info();
     if info.is_null() {
-        return Err(ApiError::unavailable("no model is fitted yet; POST /v1/admin/train or add profiles"));
+        return Err(ApiError::new(
+            ErrorCode::Unavailable,
+            "no model is fitted yet; POST /v1/admin/train or add profiles",
+        ));
     }
     info["feedback"] = crate::api::feedback::summary(&state);
     Ok(HttpResponse::Ok().json(info))
-}
-
-pub fn engine_error(error: EngineError) -> ApiError {
-    match error {
-        EngineError::UnknownFirms(ids) => ApiError::invalid("anchor", format!("{} ids have no profile", ids.len()))
-            .with_details(json!({ "unknown_ids": ids })),
-        EngineError::NoModel => ApiError::unavailable("the model is not fitted yet; retry shortly"),
-        EngineError::NotInModel(id) => ApiError::unavailable(format!(
-            "`{id}` was added after the last fit; the model is being refitted, retry shortly"
-        )),
-        other => ApiError::internal(other),
-    }
 }
 
 fn checked_k(k: Option<usize>) -> Result<usize, ApiError> {
@@ -307,16 +282,12 @@ pub async fn parse_json_body<T: for<'de> Deserialize<'de>>(
     let content_type =
         request.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("application/json");
     if !content_type.trim_start().to_ascii_lowercase().starts_with("application/json") {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "send application/json",
-        ));
+        return Err(ApiError::new(ErrorCode::UnsupportedMediaType, "send application/json"));
     }
     let body = read_body(request, payload, state.settings.server.max_body_bytes).await?;
     let mut deserializer = serde_json::Deserializer::from_slice(&body);
     let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(json_error)?;
-    deserializer.end().map_err(|error| ApiError::bad_request("malformed_body", format!("malformed JSON: {error}")))?;
+    deserializer.end().map_err(|error| ApiError::malformed(format!("malformed JSON: {error}")))?;
     Ok(value)
 }
 
@@ -327,9 +298,7 @@ fn json_error(error: serde_path_to_error::Error<serde_json::Error>) -> ApiError 
     let path = error.path().to_string();
     let inner = error.inner();
     match inner.classify() {
-        Category::Syntax | Category::Eof | Category::Io => {
-            ApiError::bad_request("malformed_body", format!("malformed JSON: {inner}"))
-        }
+        Category::Syntax | Category::Eof | Category::Io => ApiError::malformed(format!("malformed JSON: {inner}")),
         Category::Data => {
             let mut text = inner.to_string();
             let mut path = path;

@@ -387,11 +387,29 @@ impl TestApp {
         }
     }
 
-    /// Fits the model on the catalogue as it is now (`POST /v1/admin/train`).
+    /// Fits the model on the catalogue as it is now (`POST /v1/admin/train`, a
+    /// job: 202 with its `Location`, followed until it ends) and returns the
+    /// job's outcome, the model then serving.
     pub async fn train(&self) -> Value {
         let reply = Reply::read(self.authed(Method::POST, "/v1/admin/train").send().await).await;
-        reply.assert_status(200);
-        let info = reply.json();
+        reply.assert_status(202);
+        let job = reply.json();
+        assert_eq!(job["kind"], "train", "{job}");
+        let location = reply.header("location").expect("a job answers with its Location").to_string();
+        assert_eq!(location, format!("/v1/admin/jobs/{}", job["id"].as_str().expect("job id")));
+        let deadline = Instant::now() + Duration::from_secs(300);
+        let job = loop {
+            let reply = Reply::read(self.authed(Method::GET, &location).send().await).await;
+            reply.assert_status(200);
+            let job = reply.json();
+            if job["status"] != "running" {
+                break job;
+            }
+            assert!(Instant::now() < deadline, "the fit did not finish: {job}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert_eq!(job["status"], "succeeded", "{job}");
+        let info = job["outcome"].clone();
         assert_eq!(info["current"], true, "the model just trained is current: {info}");
         info
     }
