@@ -57,8 +57,6 @@ pub enum EngineError {
     NoModel,
     #[error("unknown firm ids: {0:?}")]
     UnknownFirms(Vec<String>),
-    #[error("firm `{0}` is newer than the model")]
-    NotInModel(String),
     #[error("model: {0}")]
     Model(String),
 }

@@ -77,8 +77,6 @@ error_codes! {
         "a value is invalid, or names ids without a profile, or the constraints cannot be met";
     RateLimited => "rate_limited", TOO_MANY_REQUESTS, "over the per-key rate limit; see `Retry-After`";
     Unavailable => "unavailable", SERVICE_UNAVAILABLE, "no model is fitted yet; retry shortly";
-    NotInModel => "not_in_model", SERVICE_UNAVAILABLE,
-        "a firm the answer must hold was written after the last fit; it is being refitted, retry shortly";
     Internal => "internal", INTERNAL_SERVER_ERROR, "a fault of the service; the message may carry the request id";
 }
 
@@ -199,10 +197,6 @@ impl From<EngineError> for ApiError {
             EngineError::UnknownFirms(ids) => ApiError::invalid("anchor", format!("{} ids have no profile", ids.len()))
                 .with_details(json!({ "unknown_ids": ids })),
             EngineError::NoModel => ApiError::new(ErrorCode::Unavailable, "the model is not fitted yet; retry shortly"),
-            EngineError::NotInModel(id) => ApiError::new(
-                ErrorCode::NotInModel,
-                format!("`{id}` was added after the last fit; the model is being refitted, retry shortly"),
-            ),
             other @ (EngineError::Index(_) | EngineError::Model(_)) => ApiError::internal(other),
         }
     }
@@ -273,13 +267,5 @@ mod tests {
             body,
             json!({"error": {"code": "validation_failed", "message": "k must be from 1 to 200", "field": "k"}})
         );
-    }
-
-    #[test]
-    fn no_model_and_a_firm_newer_than_the_model_are_told_apart() {
-        let no_model = ApiError::from(EngineError::NoModel);
-        let newer = ApiError::from(EngineError::NotInModel("dk-1".to_string()));
-        assert_eq!((no_model.code.as_str(), no_model.status().as_u16()), ("unavailable", 503));
-        assert_eq!((newer.code.as_str(), newer.status().as_u16()), ("not_in_model", 503));
     }
 }

@@ -423,8 +423,9 @@ impl Engine {
         score: f32,
         breakdown: Breakdown,
     ) -> Result<NetworkResponse, NetworkError> {
-        let anchors = self.checked_positions(model, &request.anchors, "anchor")?;
-        let locked = self.checked_positions(model, &request.lock, "lock")?;
+        // The refresh chose these members with this model: every one has a position.
+        let anchors = self.positions(model, &request.anchors)?;
+        let locked = self.positions(model, &request.lock)?;
         let query = model.prepare(&Query { anchors: anchors.clone(), text: request.opportunity.clone() });
         let layout = Layout { anchors: &anchors, locked: &locked, newcomers: &[], candidates: None };
         Ok(NetworkResponse {
@@ -435,9 +436,9 @@ impl Engine {
         })
     }
 
-    /// [`Engine::checked_positions`] for firms at the table: one the index holds
-    /// but the model does not (written since the last fit) becomes a [`Newcomer`]
-    /// instead of an error.
+    /// The model positions of a request field's ids; one the index holds but the
+    /// model does not (written since the last fit) becomes a [`Newcomer`], and
+    /// ids without a profile are an error naming the field.
     fn table_positions(
         &self,
         model: &FittedModel,
@@ -462,24 +463,6 @@ impl Engine {
             }
         }
         if missing.is_empty() { Ok(positions) } else { Err(NetworkError::UnknownFirms { field, ids: missing }) }
-    }
-
-    fn checked_positions(
-        &self,
-        model: &FittedModel,
-        ids: &[String],
-        field: &'static str,
-    ) -> Result<Vec<u32>, NetworkError> {
-        match self.positions(model, ids) {
-            Err(EngineError::UnknownFirms(ids)) => {
-                let missing = self.index().missing_firms(&ids).map_err(EngineError::from)?;
-                if missing.is_empty() {
-                    return Err(EngineError::NotInModel(ids[0].clone()).into());
-                }
-                Err(NetworkError::UnknownFirms { field, ids: missing })
-            }
-            other => Ok(other?),
-        }
     }
 
     /// For every rule, checks that the catalogue (within the allowed countries and

@@ -375,13 +375,12 @@ fn firm_id_path(path: &str) -> bool {
 
 /// Error codes one operation can answer beyond those all share (added in
 /// [`Contract::modify`]; the status is the code's): a recommendation answers 503
-/// until the first model is fitted, a network also while a firm it must hold
-/// waits for the refit; a second training job is refused while one runs.
+/// until the first model is fitted; a second training job is refused while one runs.
 const EXTRA_CODES: &[(&str, &str, &[ErrorCode])] = &[
     ("get", "/v1/firms/{id}/partners", &[ErrorCode::Unavailable]),
-    ("get", "/v1/firms/{id}/network", &[ErrorCode::Unavailable, ErrorCode::NotInModel]),
+    ("get", "/v1/firms/{id}/network", &[ErrorCode::Unavailable]),
     ("post", "/v1/shortlists", &[ErrorCode::Unavailable]),
-    ("post", "/v1/networks", &[ErrorCode::Unavailable, ErrorCode::NotInModel]),
+    ("post", "/v1/networks", &[ErrorCode::Unavailable]),
     ("get", "/v1/admin/model", &[ErrorCode::Unavailable]),
     ("post", "/v1/admin/refresh", &[ErrorCode::RefreshRunning]),
     ("post", "/v1/admin/train", &[ErrorCode::TrainRunning]),
