@@ -219,7 +219,7 @@ impl Engine {
         let Serving { model: Some(model), precomputed: Some(precomputed) } = self.serving() else {
             return false;
         };
-        precomputed.generation == model.generation && model.generation == self.index.generation()
+        precomputed.serves(&model, self.index.generation())
     }
 
     /// `id`'s partners from the last batch refresh, when it ran on the index and
@@ -230,7 +230,7 @@ impl Engine {
         let Serving { model: Some(model), precomputed: Some(precomputed) } = self.serving() else {
             return None;
         };
-        let fresh = precomputed.generation == model.generation && model.generation == self.index.generation();
+        let fresh = precomputed.serves(&model, self.index.generation());
         // Exclusions (the caller's, and firms the manager rejected) only remove
         // firms from a ranking scored one candidate at a time: the rest keeps its order.
         let only_exclusions = Filters { exclude: Vec::new(), ..request.filters.clone() }.is_empty();

@@ -38,6 +38,8 @@ pub struct ScoredId {
 /// Every firm's partners for one model generation, by model position.
 pub struct Precomputed {
     pub generation: u64,
+    /// [`model_key`] of the model they were ranked with.
+    pub model_key: String,
     pub k: usize,
     lists: Vec<(u32, Vec<(u32, f32)>)>,
     /// Empty when the run computed no networks.
@@ -99,6 +101,24 @@ impl Precomputed {
                     Some(PrecomputedNetwork { members, score: network.score, breakdown: network.breakdown.clone() });
             }
         }
-        Ok(Precomputed { generation: model.generation, k, lists, networks })
+        Ok(Precomputed { generation: model.generation, model_key: model_key(model), k, lists, networks })
+    }
+
+    /// Whether these results are what `model` would rank on the index at
+    /// `index_generation`: the same model (weights learnt from the same
+    /// decisions included) fitted on the index as it is now.
+    pub fn serves(&self, model: &FittedModel, index_generation: u64) -> bool {
+        self.model_key == model_key(model) && model.generation == index_generation
+    }
+}
+
+/// What a refresh's results are keyed on: the model's generation (the catalogue
+/// it was fitted on) and, when it learnt from the manager's decisions, their
+/// digest, since a refit with new decisions keeps the generation but ranks
+/// differently.
+pub fn model_key(model: &FittedModel) -> String {
+    match model.feedback.as_ref().map_or(0, |learning| learning.digest) {
+        0 => model.generation.to_string(),
+        digest => format!("{}f{digest:x}", model.generation),
     }
 }

@@ -27,7 +27,7 @@ use serde::Serialize;
 
 use crate::engine::{Engine, Serving, ShortlistRequest};
 use crate::networks::{NetworkError, NetworkRequest, NetworkResponse};
-pub use crate::precomputed::{NetworkLine, PartnerLine, Precomputed, PrecomputedNetwork, ScoredId};
+pub use crate::precomputed::{NetworkLine, PartnerLine, Precomputed, PrecomputedNetwork, ScoredId, model_key};
 
 /// Firms per checkpoint: small enough that a kill loses seconds of work, large
 /// enough that the rayon pool stays busy between checkpoints.
@@ -48,9 +48,11 @@ pub struct RefreshOptions {
 }
 
 impl RefreshOptions {
-    /// The name a run's files carry: the generation, marked when it has networks.
-    fn stem(&self, generation: u64) -> String {
-        if self.networks { format!("{generation}-networks") } else { generation.to_string() }
+    /// The name a run's files carry: the model's key (its generation, and the
+    /// digest of the decisions it learnt from), marked when it has networks.
+    fn stem(&self, model: &FittedModel) -> String {
+        let key = model_key(model);
+        if self.networks { format!("{key}-networks") } else { key }
     }
 }
 
@@ -101,7 +103,7 @@ impl Engine {
         let Serving { model: Some(model), precomputed: Some(precomputed) } = self.serving() else {
             return None;
         };
-        if precomputed.generation != model.generation || model.generation != self.index().generation() {
+        if !precomputed.serves(&model, self.index().generation()) {
             return None;
         }
         let network = precomputed.network(model.position(id)?)?;
@@ -140,7 +142,7 @@ pub fn run(
         });
     };
     let generation = model.generation;
-    let stem = options.stem(generation);
+    let stem = options.stem(&model);
     let results = dir.join(format!("partners-{stem}.jsonl"));
     let current = fs::read_to_string(dir.join("CURRENT")).ok();
     let already_fresh = current.as_deref().map(str::trim) == Some(stem.as_str())
@@ -196,7 +198,7 @@ pub fn load_current(dir: &Path, model: &FittedModel, k: usize) -> anyhow::Result
         return Ok(None);
     };
     let stem = current.trim();
-    if stem.split('-').next() != Some(model.generation.to_string().as_str()) {
+    if stem.split('-').next() != Some(model_key(model).as_str()) {
         return Ok(None);
     }
     let file = BufReader::new(fs::File::open(dir.join(format!("partners-{stem}.jsonl")))?);

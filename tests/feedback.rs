@@ -267,6 +267,14 @@ async fn precomputed_answers_are_filtered_and_a_network_that_loses_a_member_is_r
     let rebuilt = ids(&rebuilt.json()["network"]["members"]);
     assert!(!rebuilt.contains(&lost) && rebuilt.len() >= 5, "{rebuilt:?}");
     assert_eq!(rebuilt[0], "dk-dairy");
+
+    // A refit that learns from the decision keeps the catalogue's generation but
+    // weighs the signals anew: the stored rankings were made with the old weights.
+    app.train().await;
+    let model = Reply::read(app.authed(Method::GET, "/v1/admin/model").send().await).await;
+    assert!(model.json()["feedback_learnt"]["decisions"].as_u64().unwrap_or(0) >= 1, "{}", model.body);
+    let (_, cache) = partners(&app, "dk-dairy").await;
+    assert_ne!(cache, "precomputed", "results ranked before the decisions were learnt are not served");
 }
 
 #[tokio::test]
