@@ -136,15 +136,14 @@ panics=$(grep -c -e 'panicked at' -e 'handler panicked' "$LOG" || true)
 server_errors=$(grep -c '"status":5[0-9][0-9]' "$LOG" || true)
 if (( server_errors > 0 )); then  # which operations, so a new kind of 5xx is seen
   grep '"status":5[0-9][0-9]' "$LOG" | python3 -c '
-import collections, json, re, sys
+import collections, json, sys
 seen = collections.Counter()
 for line in sys.stdin:
     try:
         f = json.loads(line).get("fields", {})
     except ValueError:
         continue
-    path = re.sub(r"/v1/(firms|feedback|collaborations|admin/jobs)/[^/?]+", r"/v1/\1/{id}", str(f.get("path", "?")))
-    seen[(f.get("method", "?"), path.split("?")[0], f.get("status"))] += 1
+    seen[(f.get("method", "?"), f.get("route") or f.get("path", "?"), f.get("status"))] += 1
 for (method, path, status), n in seen.most_common():
     print(f"  5xx: {n} x {status} {method} {path}", file=sys.stderr)
 ' || true
