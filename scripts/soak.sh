@@ -16,9 +16,13 @@
 # up + 10 ms.
 # Prints one summary line per phase and exits non-zero when a check fails.
 #
+# Phase 2 runs the service with its default in-process bound (OUTAGE_CACHE_BYTES,
+# 256 MiB): the standby answers only what it holds, so a bound below the working
+# set that Redis holds shows up as misses while Redis is away. Each line gives
+# the cache hit rate of its run.
 # Settings (environment): SOAK=600s, CONNECTIONS=32, THREADS=2, PORT=18960,
-# CACHE_BYTES=67108864, SKIP_BUILD=1 (use target/release/klynge as it is),
-# WORK=/tmp/klynge-soak.
+# CACHE_BYTES=67108864, OUTAGE_CACHE_BYTES=268435456, SKIP_BUILD=1 (use
+# target/release/klynge as it is), WORK=/tmp/klynge-soak.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -27,6 +31,7 @@ CONNECTIONS=${CONNECTIONS:-32}
 THREADS=${THREADS:-2}
 PORT=${PORT:-18960}
 CACHE_BYTES=${CACHE_BYTES:-67108864}
+OUTAGE_CACHE_BYTES=${OUTAGE_CACHE_BYTES:-268435456}
 WORK=${WORK:-${TMPDIR:-/tmp}/klynge-soak}
 LUA=$ROOT/scripts/load/soak.lua
 BASE=http://127.0.0.1:$PORT
@@ -62,8 +67,8 @@ stop_all() {
 }
 trap stop_all EXIT INT TERM
 
-start_server() { # data-dir [redis url]
-  env KLYNGE__AUTH__WRITE_KEYS=$KEY KLYNGE__LOG__LEVEL=warn KLYNGE__CACHE__MEMORY_BYTES=$CACHE_BYTES \
+start_server() { # data-dir [redis url] [cache bytes]
+  env KLYNGE__AUTH__WRITE_KEYS=$KEY KLYNGE__LOG__LEVEL=warn KLYNGE__CACHE__MEMORY_BYTES=${3:-$CACHE_BYTES} \
     ${2:+KLYNGE__CACHE__REDIS_URL=$2} \
     "$BIN" serve --demo --port "$PORT" --data-dir "$1" >"$WORK/server-$(basename "$1").log" 2>&1 &
   SERVER=$!
@@ -79,9 +84,16 @@ rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$SERVER/status"; }
 model_generation() {
   curl -s "$BASE/health/ready" | python3 -c 'import json,sys; print((json.load(sys.stdin).get("model") or {}).get("generation", ""))'
 }
-wrk_run() { # duration label -> prints the RESULT fields
+cache_counts() { # -> "hits misses" so far
+  curl -s "$BASE/metrics" | awk '/^klynge_cache_requests_total/ { if ($0 ~ /hit/) h += $NF; else m += $NF } END { printf "%d %d\n", h, m }'
+}
+wrk_run() { # duration label -> prints the RESULT fields, then the cache hit rate of the run
+  local h0 m0 h1 m1
+  read -r h0 m0 <<<"$(cache_counts)"
   wrk -t"$THREADS" -c"$CONNECTIONS" -d"$1" --timeout 10s --latency -s "$LUA" "$BASE" -- "$WORK/ids.txt" >"$WORK/wrk-$2.txt"
-  grep '^RESULT' "$WORK/wrk-$2.txt" | cut -f2-
+  read -r h1 m1 <<<"$(cache_counts)"
+  printf '%s\t%s\n' "$(grep '^RESULT' "$WORK/wrk-$2.txt" | cut -f2-)" \
+    "$(awk -v h=$((h1 - h0)) -v m=$((m1 - m0)) 'BEGIN { printf "%.2f", (h + m) ? h / (h + m) : 0 }')"
 }
 writer_loop() { # one profile write a second, rotating over a few ids
   local i=0
@@ -107,7 +119,7 @@ warm_rss=$(rss_kib)
 generation_before=$(model_generation)
 writer_loop &
 WRITER=$!
-IFS=$'\t' read -r requests ok client server errors p50 p99 max <<<"$(wrk_run "$SOAK" soak)"
+IFS=$'\t' read -r requests ok client server errors p50 p99 max hits <<<"$(wrk_run "$SOAK" soak)"
 kill "$WRITER" 2>/dev/null || true
 WRITER=""
 end_rss=$(rss_kib)
@@ -118,7 +130,7 @@ verdict=pass
 [[ -n $generation_after && $generation_after != "$generation_before" ]] || verdict=FAIL
 ((end_rss <= limit_kib)) || verdict=FAIL
 [[ $verdict == pass ]] || FAILED=1
-echo "soak $SOAK: $verdict — $requests requests, 2xx $ok, 4xx $client, 5xx $server, socket errors $errors; p50 $p50 ms, p99 $p99 ms, max $max ms; model generation $generation_before -> $generation_after; RSS warm $((warm_rss / 1024)) MiB -> end $((end_rss / 1024)) MiB (limit $((limit_kib / 1024)) MiB)"
+echo "soak $SOAK: $verdict — $requests requests, 2xx $ok, 4xx $client, 5xx $server, socket errors $errors; p50 $p50 ms, p99 $p99 ms, max $max ms, cache hit rate $hits; model generation $generation_before -> $generation_after; RSS warm $((warm_rss / 1024)) MiB -> end $((end_rss / 1024)) MiB (limit $((limit_kib / 1024)) MiB)"
 stop_server
 
 say "phase 2: Redis outage under load"
@@ -126,22 +138,22 @@ REDIS_PORT=$((PORT + 1))
 redis-server --port "$REDIS_PORT" --save '' --appendonly no --daemonize no >"$WORK/redis.log" 2>&1 &
 REDIS=$!
 sleep 0.5
-start_server "$WORK/data-redis" "redis://127.0.0.1:$REDIS_PORT"
+start_server "$WORK/data-redis" "redis://127.0.0.1:$REDIS_PORT" "$OUTAGE_CACHE_BYTES"
 wrk_run 10s redis-warmup >/dev/null
-IFS=$'\t' read -r r1 ok1 c1 s1 e1 p50_up p99_up max1 <<<"$(wrk_run 20s redis-up)"
+IFS=$'\t' read -r r1 ok1 c1 s1 e1 p50_up p99_up max1 hits1 <<<"$(wrk_run 20s redis-up)"
 kill "$REDIS" && wait "$REDIS" 2>/dev/null || true
 REDIS=""
 cache_down=$(curl -s "$BASE/health/ready" | grep -o '"state":"[a-z]*"')
-IFS=$'\t' read -r r2 ok2 c2 s2 e2 p50_down p99_down max2 <<<"$(wrk_run 15s redis-down)"
+IFS=$'\t' read -r r2 ok2 c2 s2 e2 p50_down p99_down max2 hits2 <<<"$(wrk_run 15s redis-down)"
 redis-server --port "$REDIS_PORT" --save '' --appendonly no --daemonize no >>"$WORK/redis.log" 2>&1 &
 REDIS=$!
 sleep 2
 hit_after=$(curl -s -o /dev/null -D - "$BASE/v1/firms?q=dairy&limit=5" >/dev/null; curl -s -D - -o /dev/null "$BASE/v1/firms?q=dairy&limit=5" | grep -i '^x-cache' | tr -d '\r')
-IFS=$'\t' read -r r3 ok3 c3 s3 e3 p50_back p99_back max3 <<<"$(wrk_run 20s redis-back)"
+IFS=$'\t' read -r r3 ok3 c3 s3 e3 p50_back p99_back max3 hits3 <<<"$(wrk_run 20s redis-back)"
 verdict=pass
 ((s1 + s2 + s3 == 0 && e1 + e2 + e3 == 0)) || verdict=FAIL
 awk -v down="$p99_down" -v up="$p99_up" 'BEGIN { exit !(down <= up + 10) }' || verdict=FAIL
 [[ $verdict == pass ]] || FAILED=1
-echo "redis outage: $verdict — up: $r1 requests, p99 $p99_up ms; down 15 s ($cache_down): $r2 requests, p99 $p99_down ms; back: $r3 requests, p99 $p99_back ms, first repeat $hit_after; 5xx $((s1 + s2 + s3)), socket errors $((e1 + e2 + e3))"
+echo "redis outage (standby bound $OUTAGE_CACHE_BYTES bytes): $verdict — up: $r1 requests, p99 $p99_up ms, hit rate $hits1; down 15 s ($cache_down): $r2 requests, p99 $p99_down ms, hit rate $hits2; back: $r3 requests, p99 $p99_back ms, hit rate $hits3, first repeat $hit_after; 5xx $((s1 + s2 + s3)), socket errors $((e1 + e2 + e3))"
 stop_server
 exit $FAILED

@@ -180,6 +180,7 @@ impl Cache {
             redis.set(&key, &value, self.ttl).await;
         }
         self.memory.insert(key, value).await;
+        metrics::gauge!("klynge_cache_memory_bytes").set(self.memory.weighted_size() as f64);
     }
 
     pub async fn state(&self) -> CacheState {
