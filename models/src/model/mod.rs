@@ -213,6 +213,7 @@ impl FittedModel {
     fn served(&self) -> View<'_> {
         View { embeddings: &self.embeddings, graph: &self.graph, hidden: None, assignment: &self.clusters.assignment }
     }
+
     pub fn len(&self) -> usize {
         self.ids.len()
     }
