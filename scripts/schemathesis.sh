@@ -28,7 +28,7 @@
 # - POST /v1/admin/train and POST /v1/admin/refresh are not called: each starts a
 #   job (202) that is a batch over the whole catalogue (a fit; every firm's
 #   partners) taking tens of seconds of CPU each in a debug build, and a fuzzer
-#   calling them in a loop measures only the CI machine. Their contract is covered by tests/api.rs; the job-status
+#   calling them in a loop measures only the CI machine. Their contract is covered by tests/api_*.rs; the job-status
 #   operation they link to (GET /v1/admin/jobs/{id}) is still fuzzed.
 # - The model is fitted once at start-up and not refitted during the run
 #   (retrain debounce and max wait of an hour): a refit of the demo catalogue is

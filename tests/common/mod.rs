@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use reqwest::header::HeaderMap;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tempfile::TempDir;
 
 use klynge::app::Application;
@@ -569,659 +569,79 @@ impl std::future::IntoFuture for ReplyFuture {
 }
 
 // ---------------------------------------------------------------------------
+// Assertions shared by the API tests
+// ---------------------------------------------------------------------------
+
+/// The `id` of every item of a JSON list.
+pub fn ids_of(list: &Value) -> Vec<String> {
+    list.as_array()
+        .unwrap_or_else(|| panic!("not a list: {list}"))
+        .iter()
+        .map(|item| item["id"].as_str().expect("id").to_string())
+        .collect()
+}
+
+pub fn is_rfc3339(text: &str) -> bool {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).is_ok()
+}
+
+/// The bytes a stored profile comes back with: exactly as sent, with the
+/// service's fields appended before the closing brace.
+pub fn assert_round_trip(sent: &str, returned: &str) -> Value {
+    let prefix = sent.trim_end().strip_suffix('}').expect("sent an object").trim_end();
+    assert!(returned.starts_with(prefix), "profile not returned byte-for-byte\nsent:     {sent}\nreturned: {returned}");
+    let rest = &returned[prefix.len()..];
+    assert!(rest.starts_with(",\"updated_at\":\""), "service fields follow the sent text directly: {rest}");
+    let value: Value = serde_json::from_str(returned).expect("returned profile is JSON");
+    assert!(is_rfc3339(value["updated_at"].as_str().unwrap_or_default()), "updated_at: {returned}");
+    value
+}
+
+// ---------------------------------------------------------------------------
 // The fixture catalogue
 // ---------------------------------------------------------------------------
 
-struct Profile {
-    id: &'static str,
-    name: &'static str,
-    kind: &'static str,
-    country: &'static str,
-    region: &'static str,
-    city: &'static str,
-    sectors: &'static [&'static str],
-    employees: u64,
-    description: &'static str,
-    offers: &'static [&'static str],
-    needs: &'static [&'static str],
-}
-
 /// A food value chain across Denmark, Germany and Sweden: farms, dairies,
 /// bakeries and breweries, cold-chain logistics, packaging, software, energy,
-/// machinery, universities and research institutes. 46 profiles.
-const PROFILES: &[Profile] = &[
-    // Denmark
-    Profile {
-        id: "dk-dairy",
-        name: "Jutland Organic Dairy",
-        kind: "company",
-        country: "DK",
-        region: "DK04",
-        city: "Aarhus",
-        sectors: &["C10.51"],
-        employees: 180,
-        description: "Organic dairy cooperative producing milk, cheese and yoghurt from Jutland farms.",
-        offers: &["organic milk", "cheese", "yoghurt"],
-        needs: &["cold-chain logistics", "recyclable packaging", "raw milk"],
-    },
-    Profile {
-        id: "dk-farm-ostergaard",
-        name: "Østergaard Dairy Farm",
-        kind: "company",
-        country: "DK",
-        region: "DK04",
-        city: "Herning",
-        sectors: &["A01.41"],
-        employees: 12,
-        description: "Family farm raising dairy cattle on organic grazing land.",
-        offers: &["raw milk", "organic manure"],
-        needs: &["animal feed", "farm machinery"],
-    },
-    Profile {
-        id: "dk-farm-holm",
-        name: "Holm Grain Farm",
-        kind: "company",
-        country: "DK",
-        region: "DK03",
-        city: "Odense",
-        sectors: &["A01.11"],
-        employees: 6,
-        description: "Cereal farm growing organic barley and wheat for bakers and brewers.",
-        offers: &["organic grain", "malting barley"],
-        needs: &["fertiliser", "grain storage"],
-    },
-    Profile {
-        id: "dk-coldchain",
-        name: "Nordic Cold Chain Transport",
-        kind: "company",
-        country: "DK",
-        region: "DK01",
-        city: "Copenhagen",
-        sectors: &["H49.41"],
-        employees: 90,
-        description: "Refrigerated road freight for food producers across Scandinavia.",
-        offers: &["cold-chain logistics", "refrigerated transport"],
-        needs: &["route optimisation software", "electric trucks"],
-    },
-    Profile {
-        id: "dk-warehouse",
-        name: "Aarhus Food Warehousing",
-        kind: "company",
-        country: "DK",
-        region: "DK04",
-        city: "Aarhus",
-        sectors: &["H52.10"],
-        employees: 40,
-        description: "Temperature controlled warehousing and distribution hub for chilled food.",
-        offers: &["cold storage", "warehousing"],
-        needs: &["traceability platform"],
-    },
-    Profile {
-        id: "dk-pack",
-        name: "GreenPack Denmark",
-        kind: "company",
-        country: "DK",
-        region: "DK05",
-        city: "Aalborg",
-        sectors: &["C17.21"],
-        employees: 60,
-        description: "Paper based food packaging and moulded fibre trays for dairy and meat.",
-        offers: &["recyclable packaging", "paper trays"],
-        needs: &["recycled fibres", "bio-based coatings"],
-    },
-    Profile {
-        id: "dk-dtu",
-        name: "Technical University of Denmark, Food Institute",
-        kind: "university",
-        country: "DK",
-        region: "DK01",
-        city: "Lyngby",
-        sectors: &["P85.42"],
-        employees: 5000,
-        description: "University research and education in food science, fermentation and food safety.",
-        offers: &["food safety testing", "fermentation research", "education"],
-        needs: &["industrial partners", "pilot plant access"],
-    },
-    Profile {
-        id: "dk-au",
-        name: "Aarhus University Agroecology",
-        kind: "university",
-        country: "DK",
-        region: "DK04",
-        city: "Aarhus",
-        sectors: &["P85.42"],
-        employees: 3000,
-        description: "Research in sustainable agriculture, soil science and dairy cattle welfare.",
-        offers: &["agricultural research", "life cycle assessment"],
-        needs: &["farm data", "industrial partners"],
-    },
-    Profile {
-        id: "dk-dti",
-        name: "Danish Technological Research Institute",
-        kind: "research",
-        country: "DK",
-        region: "DK01",
-        city: "Taastrup",
-        sectors: &["M72.19"],
-        employees: 1000,
-        description: "Applied research and technology transfer for food processing and packaging.",
-        offers: &["pilot plant access", "packaging testing", "process optimisation"],
-        needs: &["industrial partners"],
-    },
-    Profile {
-        id: "dk-biogas",
-        name: "Vestjysk Biogas",
-        kind: "company",
-        country: "DK",
-        region: "DK04",
-        city: "Holstebro",
-        sectors: &["D35.21"],
-        employees: 25,
-        description: "Biogas plant converting manure and food waste into renewable gas.",
-        offers: &["biogas", "digestate fertiliser"],
-        needs: &["organic manure", "food waste"],
-    },
-    Profile {
-        id: "dk-coldtrace",
-        name: "ColdTrace ApS",
-        kind: "company",
-        country: "DK",
-        region: "DK01",
-        city: "Copenhagen",
-        sectors: &["J62.01"],
-        employees: 15,
-        description: "Software for cold-chain temperature monitoring and food traceability.",
-        offers: &["traceability platform", "route optimisation software"],
-        needs: &["pilot customers", "food producers"],
-    },
-    Profile {
-        id: "dk-bakery",
-        name: "Copenhagen Sourdough Bakery",
-        kind: "company",
-        country: "DK",
-        region: "DK01",
-        city: "Copenhagen",
-        sectors: &["C10.71"],
-        employees: 35,
-        description: "Artisan bakery producing organic sourdough bread and pastry.",
-        offers: &["bread", "pastry"],
-        needs: &["organic grain", "recyclable packaging"],
-    },
-    Profile {
-        id: "dk-brewery",
-        name: "Fynsk Craft Brewery",
-        kind: "company",
-        country: "DK",
-        region: "DK03",
-        city: "Svendborg",
-        sectors: &["C11.05"],
-        employees: 20,
-        description: "Craft brewery brewing organic beer from Danish malting barley.",
-        offers: &["beer"],
-        needs: &["malting barley", "yeast", "recyclable packaging"],
-    },
-    Profile {
-        id: "dk-enzymes",
-        name: "Enzyme Nordic",
-        kind: "company",
-        country: "DK",
-        region: "DK01",
-        city: "Copenhagen",
-        sectors: &["M72.11"],
-        employees: 110,
-        description: "Biotech company developing enzymes and starter cultures for dairy fermentation.",
-        offers: &["enzymes", "starter cultures"],
-        needs: &["fermentation research", "dairy producers"],
-    },
-    Profile {
-        id: "dk-machinery",
-        name: "Dairy Equipment Denmark",
-        kind: "company",
-        country: "DK",
-        region: "DK03",
-        city: "Kolding",
-        sectors: &["C28.93"],
-        employees: 150,
-        description: "Manufacturer of food and dairy processing machinery.",
-        offers: &["dairy processing equipment", "food processing machinery"],
-        needs: &["engineering services", "steel"],
-    },
-    Profile {
-        id: "dk-wholesale",
-        name: "Dansk Dairy Wholesale",
-        kind: "company",
-        country: "DK",
-        region: "DK04",
-        city: "Randers",
-        sectors: &["G46.33"],
-        employees: 55,
-        description: "Wholesale of dairy products and eggs to Danish retailers.",
-        offers: &["dairy distribution", "retail access"],
-        needs: &["cheese", "yoghurt", "cold-chain logistics"],
-    },
-    // Germany
-    Profile {
-        id: "de-molkerei",
-        name: "Bayerische Bio-Molkerei",
-        kind: "company",
-        country: "DE",
-        region: "DE21",
-        city: "Munich",
-        sectors: &["C10.51"],
-        employees: 220,
-        description: "Organic dairy producing cheese, butter and milk in Bavaria.",
-        offers: &["organic milk", "cheese", "butter"],
-        needs: &["cold-chain logistics", "recyclable packaging"],
-    },
-    Profile {
-        id: "de-farm-huber",
-        name: "Huber Milchhof",
-        kind: "company",
-        country: "DE",
-        region: "DE21",
-        city: "Rosenheim",
-        sectors: &["A01.41"],
-        employees: 8,
-        description: "Dairy cattle farm supplying raw milk to Bavarian dairies.",
-        offers: &["raw milk"],
-        needs: &["animal feed", "veterinary services"],
-    },
-    Profile {
-        id: "de-meat",
-        name: "Hamburg Meat Processing",
-        kind: "company",
-        country: "DE",
-        region: "DE60",
-        city: "Hamburg",
-        sectors: &["C10.11"],
-        employees: 400,
-        description: "Industrial meat processing and chilled meat products.",
-        offers: &["processed meat"],
-        needs: &["cold-chain logistics", "food safety testing"],
-    },
-    Profile {
-        id: "de-logistics",
-        name: "Hanse Kühllogistik",
-        kind: "company",
-        country: "DE",
-        region: "DE60",
-        city: "Hamburg",
-        sectors: &["H49.41"],
-        employees: 300,
-        description: "Refrigerated freight transport and cold-chain logistics in northern Germany.",
-        offers: &["cold-chain logistics", "refrigerated transport"],
-        needs: &["electric trucks", "traceability platform"],
-    },
-    Profile {
-        id: "de-biofolie",
-        name: "BioFolie GmbH",
-        kind: "company",
-        country: "DE",
-        region: "DE30",
-        city: "Berlin",
-        sectors: &["C22.22"],
-        employees: 80,
-        description: "Bio-based plastic film and compostable food packaging.",
-        offers: &["bio-based plastic film", "compostable packaging"],
-        needs: &["bio-based polymers", "packaging testing"],
-    },
-    Profile {
-        id: "de-tum",
-        name: "Technical University of Munich, Food Engineering",
-        kind: "university",
-        country: "DE",
-        region: "DE21",
-        city: "Freising",
-        sectors: &["P85.42"],
-        employees: 8000,
-        description: "University research in food engineering, dairy technology and process engineering.",
-        offers: &["dairy technology research", "process engineering research"],
-        needs: &["industrial partners", "pilot customers"],
-    },
-    Profile {
-        id: "de-fraunhofer",
-        name: "Fraunhofer Institute for Process Engineering and Packaging",
-        kind: "research",
-        country: "DE",
-        region: "DE21",
-        city: "Freising",
-        sectors: &["M72.19"],
-        employees: 700,
-        description: "Applied research in packaging materials, food processing and recycling.",
-        offers: &["packaging testing", "bio-based polymers", "process optimisation"],
-        needs: &["industrial partners"],
-    },
-    Profile {
-        id: "de-hu",
-        name: "Humboldt University Agricultural Economics",
-        kind: "university",
-        country: "DE",
-        region: "DE30",
-        city: "Berlin",
-        sectors: &["P85.42"],
-        employees: 2500,
-        description: "Research on agricultural markets, food supply chains and rural development.",
-        offers: &["supply chain research", "market analysis"],
-        needs: &["farm data"],
-    },
-    Profile {
-        id: "de-logichain",
-        name: "LogiChain Software GmbH",
-        kind: "company",
-        country: "DE",
-        region: "DE30",
-        city: "Berlin",
-        sectors: &["J62.01"],
-        employees: 45,
-        description: "Route optimisation and fleet management software for logistics companies.",
-        offers: &["route optimisation software", "fleet management"],
-        needs: &["pilot customers"],
-    },
-    Profile {
-        id: "de-machinery",
-        name: "Allgäu Prozesstechnik",
-        kind: "company",
-        country: "DE",
-        region: "DE27",
-        city: "Kempten",
-        sectors: &["C28.93"],
-        employees: 260,
-        description: "Machinery for cheese making and dairy processing plants.",
-        offers: &["dairy processing equipment", "cheese making machinery"],
-        needs: &["engineering services"],
-    },
-    Profile {
-        id: "de-engineering",
-        name: "Nord Engineering Consult",
-        kind: "company",
-        country: "DE",
-        region: "DE60",
-        city: "Hamburg",
-        sectors: &["M71.12"],
-        employees: 70,
-        description: "Engineering consultancy for food plants and process design.",
-        offers: &["engineering services", "plant design"],
-        needs: &["industrial partners"],
-    },
-    Profile {
-        id: "de-recycling",
-        name: "Berlin Recycling Services",
-        kind: "company",
-        country: "DE",
-        region: "DE30",
-        city: "Berlin",
-        sectors: &["E38.21"],
-        employees: 150,
-        description: "Treatment of organic food waste and recycling of paper packaging.",
-        offers: &["food waste treatment", "recycled fibres"],
-        needs: &["food waste"],
-    },
-    Profile {
-        id: "de-brewery",
-        name: "Münchner Klosterbrauerei",
-        kind: "company",
-        country: "DE",
-        region: "DE21",
-        city: "Munich",
-        sectors: &["C11.05"],
-        employees: 120,
-        description: "Traditional brewery producing lager and wheat beer.",
-        offers: &["beer"],
-        needs: &["malting barley", "yeast"],
-    },
-    Profile {
-        id: "de-feed",
-        name: "NordFutter Animal Feed",
-        kind: "company",
-        country: "DE",
-        region: "DE60",
-        city: "Hamburg",
-        sectors: &["C10.91"],
-        employees: 95,
-        description: "Prepared animal feed for dairy cattle and pigs.",
-        offers: &["animal feed"],
-        needs: &["organic grain"],
-    },
-    Profile {
-        id: "de-solar",
-        name: "Solarpark Brandenburg",
-        kind: "company",
-        country: "DE",
-        region: "DE40",
-        city: "Potsdam",
-        sectors: &["D35.11"],
-        employees: 30,
-        description: "Solar power producer supplying renewable electricity to food industry.",
-        offers: &["renewable electricity"],
-        needs: &["industrial customers"],
-    },
-    Profile {
-        id: "de-bakery",
-        name: "Berliner Vollkornbäckerei",
-        kind: "company",
-        country: "DE",
-        region: "DE30",
-        city: "Berlin",
-        sectors: &["C10.71"],
-        employees: 25,
-        description: "Wholegrain organic bakery baking rye bread.",
-        offers: &["bread"],
-        needs: &["organic grain", "recyclable packaging"],
-    },
-    // Sweden
-    Profile {
-        id: "se-dairy",
-        name: "Skåne Mejeri",
-        kind: "company",
-        country: "SE",
-        region: "SE22",
-        city: "Malmö",
-        sectors: &["C10.51"],
-        employees: 140,
-        description: "Dairy producing organic milk and fermented oat drinks.",
-        offers: &["organic milk", "oat drink"],
-        needs: &["cold-chain logistics", "recyclable packaging"],
-    },
-    Profile {
-        id: "se-farm",
-        name: "Lund Organic Farm",
-        kind: "company",
-        country: "SE",
-        region: "SE22",
-        city: "Lund",
-        sectors: &["A01.11"],
-        employees: 5,
-        description: "Organic oats and barley farm in Skåne.",
-        offers: &["organic grain", "oats"],
-        needs: &["fertiliser"],
-    },
-    Profile {
-        id: "se-lund",
-        name: "Lund University Food Technology",
-        kind: "university",
-        country: "SE",
-        region: "SE22",
-        city: "Lund",
-        sectors: &["P85.42"],
-        employees: 6000,
-        description: "University research in food technology, fermentation and nutrition.",
-        offers: &["fermentation research", "nutrition research"],
-        needs: &["industrial partners"],
-    },
-    Profile {
-        id: "se-rise",
-        name: "RISE Research Institutes, Food and Bioscience",
-        kind: "research",
-        country: "SE",
-        region: "SE23",
-        city: "Gothenburg",
-        sectors: &["M72.19"],
-        employees: 900,
-        description: "Research institute for food safety, packaging and bioscience.",
-        offers: &["packaging testing", "food safety testing", "life cycle assessment"],
-        needs: &["industrial partners"],
-    },
-    Profile {
-        id: "se-chalmers",
-        name: "Chalmers University Industrial Biotechnology",
-        kind: "university",
-        country: "SE",
-        region: "SE23",
-        city: "Gothenburg",
-        sectors: &["P85.42"],
-        employees: 3000,
-        description: "Research on industrial biotechnology, fermentation and bio-based materials.",
-        offers: &["fermentation research", "bio-based polymers research"],
-        needs: &["pilot plant access"],
-    },
-    Profile {
-        id: "se-coldlog",
-        name: "Göteborg Cold Logistics",
-        kind: "company",
-        country: "SE",
-        region: "SE23",
-        city: "Gothenburg",
-        sectors: &["H49.41"],
-        employees: 210,
-        description: "Cold-chain road transport of chilled food in western Sweden.",
-        offers: &["cold-chain logistics", "refrigerated transport"],
-        needs: &["route optimisation software"],
-    },
-    Profile {
-        id: "se-fibre",
-        name: "Nordic Fibre Packaging AB",
-        kind: "company",
-        country: "SE",
-        region: "SE11",
-        city: "Stockholm",
-        sectors: &["C17.21"],
-        employees: 300,
-        description: "Fibre based food packaging and cartons for dairy.",
-        offers: &["recyclable packaging", "cartons"],
-        needs: &["recycled fibres"],
-    },
-    Profile {
-        id: "se-foodtech",
-        name: "Stockholm FoodTech AI",
-        kind: "company",
-        country: "SE",
-        region: "SE11",
-        city: "Stockholm",
-        sectors: &["J62.01"],
-        employees: 30,
-        description: "Machine learning for demand forecasting in food supply chains.",
-        offers: &["demand forecasting", "machine learning"],
-        needs: &["food producers", "pilot customers"],
-    },
-    Profile {
-        id: "se-kth",
-        name: "KTH Royal Institute of Technology, Logistics",
-        kind: "university",
-        country: "SE",
-        region: "SE11",
-        city: "Stockholm",
-        sectors: &["P85.42"],
-        employees: 4000,
-        description: "Research on transport systems, logistics and electrification of freight.",
-        offers: &["logistics research", "electric trucks research"],
-        needs: &["industrial partners"],
-    },
-    Profile {
-        id: "se-trucks",
-        name: "Volta Electric Trucks",
-        kind: "company",
-        country: "SE",
-        region: "SE23",
-        city: "Gothenburg",
-        sectors: &["C29.10"],
-        employees: 400,
-        description: "Manufacturer of electric trucks for urban food distribution.",
-        offers: &["electric trucks"],
-        needs: &["battery cells", "fleet customers"],
-    },
-    Profile {
-        id: "se-biogas",
-        name: "Skåne Biogas AB",
-        kind: "company",
-        country: "SE",
-        region: "SE22",
-        city: "Helsingborg",
-        sectors: &["D35.21"],
-        employees: 18,
-        description: "Biogas from agricultural residues and manure.",
-        offers: &["biogas"],
-        needs: &["organic manure", "food waste"],
-    },
-    Profile {
-        id: "se-wholesale",
-        name: "Svensk Livsmedelsgrossist",
-        kind: "company",
-        country: "SE",
-        region: "SE11",
-        city: "Stockholm",
-        sectors: &["G46.33"],
-        employees: 90,
-        description: "Wholesale of dairy products to Swedish retail chains.",
-        offers: &["dairy distribution"],
-        needs: &["cheese", "cold-chain logistics"],
-    },
-    Profile {
-        id: "se-meat",
-        name: "Norrland Meat",
-        kind: "company",
-        country: "SE",
-        region: "SE33",
-        city: "Umeå",
-        sectors: &["C10.11"],
-        employees: 75,
-        description: "Reindeer and beef meat processing.",
-        offers: &["processed meat"],
-        needs: &["cold-chain logistics"],
-    },
-    Profile {
-        id: "se-bakery",
-        name: "Skånska Industribageriet",
-        kind: "company",
-        country: "SE",
-        region: "SE22",
-        city: "Malmö",
-        sectors: &["C10.71"],
-        employees: 500,
-        description: "Industrial bakery producing bread for Swedish retail.",
-        offers: &["bread"],
-        needs: &["organic grain", "recyclable packaging"],
-    },
-];
+/// machinery, universities and research institutes. 46 profiles, one JSON object
+/// a line, exactly as a client would send them.
+const PROFILES_NDJSON: &str = include_str!("../fixtures/profiles.ndjson");
 
-fn profile_json(profile: &Profile) -> Value {
-    json!({
-        "id": profile.id,
-        "name": profile.name,
-        "kind": profile.kind,
-        "description": profile.description,
-        "offers": profile.offers,
-        "needs": profile.needs,
-        "sectors": profile.sectors,
-        "country": profile.country,
-        "region": profile.region,
-        "city": profile.city,
-        "employees": profile.employees,
-    })
+/// Past projects between fixture firms, one a line.
+const COLLABORATIONS_NDJSON: &str = include_str!("../fixtures/collaborations.ndjson");
+
+fn ndjson(text: &'static str, file: &str) -> Vec<Value> {
+    text.lines()
+        .filter(|line| !line.trim().is_empty())
+        .enumerate()
+        .map(|(n, line)| serde_json::from_str(line).unwrap_or_else(|error| panic!("{file} line {}: {error}", n + 1)))
+        .collect()
+}
+
+/// The fixture profiles, parsed once per test binary.
+fn profiles() -> &'static [Value] {
+    static PROFILES: std::sync::LazyLock<Vec<Value>> =
+        std::sync::LazyLock::new(|| ndjson(PROFILES_NDJSON, "tests/fixtures/profiles.ndjson"));
+    &PROFILES
+}
+
+fn text_of<'a>(profile: &'a Value, field: &str) -> &'a str {
+    profile[field].as_str().unwrap_or_else(|| panic!("fixture profile without {field}: {profile}"))
 }
 
 /// The fixture profiles as JSON objects.
 pub fn catalogue() -> Vec<Value> {
-    PROFILES.iter().map(profile_json).collect()
+    profiles().to_vec()
 }
 
 /// The fixture profile with `id`.
 pub fn profile(id: &str) -> Value {
-    profile_json(PROFILES.iter().find(|p| p.id == id).unwrap_or_else(|| panic!("no fixture profile {id}")))
+    profiles().iter().find(|p| text_of(p, "id") == id).unwrap_or_else(|| panic!("no fixture profile {id}")).clone()
 }
 
 /// Ids of the fixture profiles.
 pub fn catalogue_ids() -> Vec<&'static str> {
-    PROFILES.iter().map(|p| p.id).collect()
+    profiles().iter().map(|p| text_of(p, "id")).collect()
 }
 
 /// What filters look at in a fixture profile.
@@ -1235,28 +655,25 @@ pub struct Fact {
 
 /// The filterable facts of every fixture profile, to count expected results.
 pub fn fixture_facts() -> Vec<Fact> {
-    PROFILES.iter().map(|p| Fact { id: p.id, kind: p.kind, country: p.country, sectors: p.sectors }).collect()
+    static SECTORS: std::sync::LazyLock<Vec<Vec<&'static str>>> = std::sync::LazyLock::new(|| {
+        profiles()
+            .iter()
+            .map(|p| p["sectors"].as_array().into_iter().flatten().filter_map(Value::as_str).collect())
+            .collect()
+    });
+    profiles()
+        .iter()
+        .zip(SECTORS.iter())
+        .map(|(p, sectors)| Fact {
+            id: text_of(p, "id"),
+            kind: text_of(p, "kind"),
+            country: text_of(p, "country"),
+            sectors,
+        })
+        .collect()
 }
 
 /// Past projects between fixture firms.
 pub fn collaborations() -> Vec<Value> {
-    let projects: [(&str, &str, &[&str]); 12] = [
-        ("c-dairy-coldchain", "Organic dairy cold chain pilot", &["dk-dairy", "dk-coldchain", "dk-pack", "dk-dtu"]),
-        ("c-dairy-farming", "Sustainable dairy farming", &["dk-dairy", "dk-farm-ostergaard", "dk-au", "dk-biogas"]),
-        ("c-traceable", "Traceable cold chain", &["dk-coldtrace", "dk-coldchain", "dk-warehouse", "dk-dti"]),
-        ("c-bavaria", "Bavarian dairy innovation", &["de-molkerei", "de-farm-huber", "de-tum", "de-machinery"]),
-        (
-            "c-compostable",
-            "Compostable packaging for dairy",
-            &["de-biofolie", "de-fraunhofer", "de-molkerei", "dk-pack"],
-        ),
-        ("c-electric", "Electric cold logistics", &["se-coldlog", "se-trucks", "se-kth", "de-logistics"]),
-        ("c-oat", "Oat drink fermentation", &["se-dairy", "se-lund", "se-farm", "dk-enzymes"]),
-        ("c-waste-energy", "Food waste to energy", &["de-recycling", "dk-biogas", "se-biogas", "dk-au"]),
-        ("c-software", "Cold chain software", &["de-logichain", "de-logistics", "se-foodtech", "dk-coldtrace"]),
-        ("c-fibre", "Fibre packaging recycling", &["se-fibre", "dk-pack", "de-recycling", "se-rise"]),
-        ("c-beer", "Craft beer from local barley", &["dk-brewery", "dk-farm-holm", "dk-dti"]),
-        ("c-twin", "Dairy machinery digital twin", &["dk-machinery", "de-machinery", "de-engineering", "de-tum"]),
-    ];
-    projects.iter().map(|(id, title, members)| json!({ "id": id, "title": title, "members": members })).collect()
+    ndjson(COLLABORATIONS_NDJSON, "tests/fixtures/collaborations.ndjson")
 }

@@ -1,0 +1,139 @@
+//! The signals of a candidate for a prepared query, its score under the learnt
+//! weights, and the quantised offer/need vectors the offer–need signal reads.
+
+use ndarray::Array1;
+use rayon::prelude::*;
+
+use super::query::PreparedQuery;
+use super::{FirmMeta, FittedModel, Relation, View};
+use crate::scoring::{Features, SIGNAL_COUNT, Scored, Signal, Weights};
+use crate::text::{TextModel, quantise_into, quantised_dot};
+use crate::valuechain;
+
+impl FittedModel {
+    pub fn features(&self, query: &PreparedQuery, candidate: u32) -> Features {
+        self.features_in(&self.served(), query, candidate)
+    }
+
+    pub(super) fn features_in(&self, view: &View, query: &PreparedQuery, candidate: u32) -> Features {
+        let mut f = [0.0f32; SIGNAL_COUNT];
+        let c = candidate as usize;
+        let meta = &self.meta[c];
+        let embedding = view.embeddings.row(c);
+        if let Some(text) = &query.text {
+            f[Signal::TextSimilarity as usize] = text.dot(&embedding);
+        }
+        if let Some(profile) = &query.anchor_profile {
+            f[Signal::TextMatch as usize] = profile.dot(&embedding);
+        }
+        f[Signal::OfferNeed as usize] = self.offer_need(query, c);
+        let rows: Vec<usize> = meta.rows.iter().map(|&r| r as usize).collect();
+        f[Signal::ValueChain as usize] = match query.relation {
+            Relation::Any => valuechain::table().strength(&query.rows, &rows),
+            relation => valuechain::table().directed_strength(&query.rows, &rows, relation == Relation::Supplier),
+        } * 10.0;
+        let ties: u32 = query.anchors.iter().map(|&a| view.graph.ties(a, candidate) as u32).sum();
+        f[Signal::Ties as usize] = (ties as f32).ln_1p();
+        f[Signal::PartnersOfPartners as usize] =
+            query.partners_of_partners.get(&candidate).map_or(0.0, |(weight, _)| weight.ln_1p());
+        f[Signal::KindFit as usize] = if query.anchors.is_empty() {
+            self.kind_prior[meta.kind.index()]
+        } else {
+            query
+                .anchors
+                .iter()
+                .map(|&a| self.kind_lift[self.meta[a as usize].kind.index()][meta.kind.index()])
+                .sum::<f32>()
+                / query.anchors.len() as f32
+        };
+        let anchors = || query.anchors.iter().map(|&a| &self.meta[a as usize]);
+        f[Signal::SameRegion as usize] =
+            anchors().any(|a| a.region2().is_some() && a.region2() == meta.region2()) as u8 as f32;
+        f[Signal::SameCountry as usize] =
+            anchors().any(|a| a.country.is_some() && a.country == meta.country) as u8 as f32;
+        f[Signal::Experience as usize] = (view.graph.collaborations(candidate) as f32).ln_1p();
+        f[Signal::SimilarProjects as usize] = query.similar_projects.get(&candidate).map_or(0.0, |s| s.sum);
+        f[Signal::SameCluster as usize] =
+            query.cluster.is_some_and(|cluster| view.assignment[c] == cluster) as u8 as f32;
+        f
+    }
+
+    fn offer_need(&self, query: &PreparedQuery, candidate: usize) -> f32 {
+        let mut best = 0.0f32;
+        if let Some(needs) = &query.needs {
+            best = best.max(self.phrases.offers_dot(candidate, needs));
+        }
+        if let Some(offers) = &query.offers {
+            best = best.max(self.phrases.needs_dot(candidate, offers));
+        }
+        best
+    }
+
+    /// The weights that rank candidates for `query`: the anchored ones, or the
+    /// opportunity-only ones when there is no anchor (and they could be learnt).
+    pub fn weights_for(&self, query: &PreparedQuery) -> &Weights {
+        match &self.opportunity_weights {
+            Some(weights) if query.anchors.is_empty() => weights,
+            _ => &self.weights,
+        }
+    }
+
+    pub fn score(&self, query: &PreparedQuery, candidate: u32) -> Scored {
+        self.weights_for(query).score(&self.features(query, candidate))
+    }
+}
+
+/// A quantised row and its scale.
+type Quantised = (Vec<i8>, f32);
+
+/// Every firm's offers and needs as unit vectors quantised to i8
+/// ([`quantise_into`]): a million firms fit in about 260 MB. A firm without
+/// offers (needs) has a zero row, which scores 0.
+#[derive(Debug, Clone, Default)]
+pub struct PhraseVectors {
+    dim: usize,
+    offers: Vec<i8>,
+    needs: Vec<i8>,
+    /// (offers, needs) scale of each firm: the largest component / 127.
+    scales: Vec<(f32, f32)>,
+}
+
+impl PhraseVectors {
+    pub(super) fn build(text: &TextModel, meta: &[FirmMeta]) -> PhraseVectors {
+        let dim = text.dim();
+        let quantise = |phrases: &[String]| -> Quantised {
+            let mut row = Vec::with_capacity(dim);
+            let scale = if phrases.is_empty() {
+                row.resize(dim, 0);
+                0.0
+            } else {
+                quantise_into(text.embed(&phrases.join(". ")).view(), &mut row)
+            };
+            (row, scale)
+        };
+        let rows: Vec<(Quantised, Quantised)> =
+            meta.par_iter().map(|m| (quantise(&m.offers), quantise(&m.needs))).collect();
+        let mut vectors = PhraseVectors {
+            dim,
+            offers: Vec::with_capacity(rows.len() * dim),
+            needs: Vec::with_capacity(rows.len() * dim),
+            scales: Vec::with_capacity(rows.len()),
+        };
+        for ((offers, offer_scale), (needs, need_scale)) in rows {
+            vectors.offers.extend(offers);
+            vectors.needs.extend(needs);
+            vectors.scales.push((offer_scale, need_scale));
+        }
+        vectors
+    }
+
+    fn offers_dot(&self, firm: usize, query: &Array1<f32>) -> f32 {
+        let row = &self.offers[firm * self.dim..(firm + 1) * self.dim];
+        quantised_dot(row, self.scales[firm].0, query.as_slice().expect("owned vectors are contiguous"))
+    }
+
+    fn needs_dot(&self, firm: usize, query: &Array1<f32>) -> f32 {
+        let row = &self.needs[firm * self.dim..(firm + 1) * self.dim];
+        quantised_dot(row, self.scales[firm].1, query.as_slice().expect("owned vectors are contiguous"))
+    }
+}
