@@ -20,6 +20,10 @@ local opportunities = {
   "food value chain: organic dairy farming, cheese processing, cold-chain logistics and retail",
   "low-emission vehicles and charging",
 }
+-- PACE_MS (environment): each connection waits this long before its next
+-- request, so the offered load is fixed (about connections x 1000 / PACE_MS per
+-- second) instead of as fast as the server answers; 0 = no pause.
+local pace_ms = tonumber(os.getenv("PACE_MS") or "0") or 0
 local ids = {}
 local counter = 0
 s2, s4, s5 = 0, 0, 0
@@ -51,6 +55,10 @@ function request()
       '", "size": {"min": 5, "max": 7}, "alternatives": 1}'
     return wrk.format("POST", "/v1/networks", { ["Content-Type"] = "application/json" }, body)
   end
+end
+
+function delay()
+  return pace_ms
 end
 
 function response(status, headers, body)
