@@ -123,7 +123,6 @@ impl Application {
             starting.store(engine.model().is_none() && firms > 0, Ordering::Release);
             spawn_retrainer(engine.clone(), changes.clone(), (debounce, max_wait), starting.clone());
         }
-        crate::memory::spawn_periodic_release(Duration::from_secs(30));
         let jobs = Arc::new(Jobs::default());
         if let Some(pattern) = &settings.refresh.schedule {
             crate::jobs::spawn_scheduler(jobs.clone(), engine.clone(), settings.clone(), pattern);

@@ -29,23 +29,6 @@ pub fn release_free_memory() {
     }
 }
 
-/// Releases free memory every `every` as well: a refit's predecessor is freed
-/// only when the last request holding it ends, and the cache frees evicted
-/// entries all the time, neither of which a trim right after the fit sees.
-/// Measured in the 10-minute soak (one write a second, so a refit a minute):
-/// RSS after warm-up 149 MiB, at the end 264 MiB without this.
-pub fn spawn_periodic_release(every: std::time::Duration) {
-    tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(every);
-        ticks.tick().await;
-        loop {
-            ticks.tick().await;
-            // malloc_trim walks every arena: milliseconds, so off the executor.
-            let _ = tokio::task::spawn_blocking(release_free_memory).await;
-        }
-    });
-}
-
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 pub fn limit_arenas() {}
 
