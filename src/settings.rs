@@ -289,7 +289,7 @@ open_docs = true
 key_prefix = "klynge"
 ttl_seconds = 86400
 memory_bytes = 268435456
-redis_timeout_ms = 250
+redis_timeout_ms = 50
 
 [log]
 format = "pretty"
