@@ -203,6 +203,15 @@ pub struct Newcomer {
     pub cluster: u32,
 }
 
+/// Sector rows that stand for a member's stage: a stated or confidently inferred
+/// sector's; a university's guessed sector says nothing of whom it supplies.
+fn chain_rows_of(meta: &FirmMeta) -> Vec<usize> {
+    match meta.kind {
+        Kind::Company | Kind::Other if role_stage(meta).is_some() => meta.rows.iter().map(|&r| r as usize).collect(),
+        _ => Vec::new(),
+    }
+}
+
 impl Newcomer {
     fn new(model: &FittedModel, id: &str, status: &'static str, firm: &Firm) -> Newcomer {
         let table = valuechain::table();
@@ -573,15 +582,7 @@ impl Engine {
     ) -> NetworkBody {
         let meta = |f: u32| &model.meta[f as usize];
         let stage_of = |f: u32| role_stage(meta(f));
-        // Sector rows that stand for a member's stage: a stated or confidently
-        // inferred sector's; a university's guessed sector says nothing of whom it supplies.
-        let chain_rows = |f: u32| -> Vec<usize> {
-            let m = meta(f);
-            match m.kind {
-                Kind::Company | Kind::Other if stage_of(f).is_some() => m.rows.iter().map(|&r| r as usize).collect(),
-                _ => Vec::new(),
-            }
-        };
+        let chain_rows = |f: u32| -> Vec<usize> { chain_rows_of(meta(f)) };
         let newcomer_stage = |n: &Newcomer| role_stage(&n.meta);
         let covered: BTreeSet<&'static str> = members
             .iter()
@@ -597,11 +598,7 @@ impl Engine {
         }
         for newcomer in layout.newcomers {
             if let Some(stage) = newcomer_stage(newcomer) {
-                let rows = match newcomer.meta.kind {
-                    Kind::Company | Kind::Other => newcomer.meta.rows.iter().map(|&r| r as usize).collect(),
-                    _ => Vec::new(),
-                };
-                stage_rows.push((stage, rows));
+                stage_rows.push((stage, chain_rows_of(&newcomer.meta)));
             }
         }
         for (stage, rows, _) in &gaps {
