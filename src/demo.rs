@@ -24,7 +24,7 @@ fn gunzip(bytes: &[u8]) -> Vec<u8> {
 /// Loads the catalogue when the index holds no firm; returns how many profiles
 /// were loaded (0 when the index already had data).
 pub fn load_if_empty(engine: &Engine) -> anyhow::Result<usize> {
-    if engine.index().num_firms()? > 0 {
+    if engine.firm_count()? > 0 {
         return Ok(0);
     }
     let items = ingest::parse_items(&gunzip(FIRMS), Format::Ndjson).map_err(|error| anyhow::anyhow!(error.message))?;
