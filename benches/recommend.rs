@@ -1,5 +1,5 @@
 //! Uncached recommendation latency at catalogue sizes of 40k (the real companies
-//! of `shared/data/firms`) and 200k (`synthetic::generate(source, 200_000, 42)`):
+//! of `shared/data/firms`) and 200k (`lab::synthetic::generate(source, 200_000, 42)`):
 //!
 //! * `recommend_<n>/partners`: a firm's partners (`GET /v1/firms/{id}/partners`, k = 20);
 //! * `recommend_<n>/opportunity_shortlist`: `POST /v1/shortlists` with text only (k = 20);
@@ -208,7 +208,7 @@ fn benches(c: &mut Criterion) {
     };
     for size in sizes {
         let started = Instant::now();
-        let (firms, collaborations) = klynge::synthetic::generate(&source, size, 42);
+        let (firms, collaborations) = klynge::lab::synthetic::generate(&source, size, 42);
         eprintln!("generated {size} profiles in {:.1} s", started.elapsed().as_secs_f64());
         let dir = tempfile::tempdir().expect("tempdir");
         let engine = common::fitted_engine(dir.path(), &firms, &collaborations);

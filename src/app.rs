@@ -119,7 +119,7 @@ impl Application {
             let debounce = Duration::from_secs(settings.models.retrain_debounce_seconds);
             let max_wait = Duration::from_secs(settings.models.retrain_max_wait_seconds);
             let counting = engine.clone();
-            let firms = tokio::task::spawn_blocking(move || counting.index().num_firms()).await??;
+            let firms = tokio::task::spawn_blocking(move || counting.firm_count()).await??;
             starting.store(engine.model().is_none() && firms > 0, Ordering::Release);
             spawn_retrainer(engine.clone(), changes.clone(), (debounce, max_wait), starting.clone());
         }

@@ -277,9 +277,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Gen { source, count, seed, out } => {
             anyhow::ensure!(count > 0, "--count must be positive");
             let started = std::time::Instant::now();
-            let profiles = crate::synthetic::source_profiles(&source)?;
+            let profiles = crate::lab::synthetic::source_profiles(&source)?;
             anyhow::ensure!(!profiles.is_empty(), "{} holds no companies", source.display());
-            let (firms, collaborations) = crate::synthetic::generate(&profiles, count, seed);
+            let (firms, collaborations) = crate::lab::synthetic::generate(&profiles, count, seed);
             std::fs::create_dir_all(&out)?;
             for (name, records) in [("firms.ndjson", &firms), ("collaborations.ndjson", &collaborations)] {
                 let mut writer = std::io::BufWriter::new(std::fs::File::create(out.join(name))?);
@@ -299,7 +299,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::DemoCatalogue { consortia, firms, companies, out } => {
-            let (profiles, collaborations) = crate::demo::build(&consortia, &firms, companies, &out)?;
+            let (profiles, collaborations) = crate::lab::demo_catalogue::build(&consortia, &firms, companies, &out)?;
             println!("{profiles} profiles and {collaborations} collaborations written to {}", out.display());
             Ok(())
         }
@@ -317,16 +317,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             anyhow::ensure!((1..=200).contains(&k), "--k must be from 1 to 200");
             anyhow::ensure!(feedback_rounds <= 10, "--feedback-rounds must be at most 10");
             if tune_networks {
-                return crate::eval::tune_networks(&catalogue);
+                return crate::lab::eval::tune_networks(&catalogue);
             }
             if let (true, Some(queries)) = (learning_check, &queries) {
-                return crate::eval::learning_check(&catalogue, queries, k, feedback_rounds.max(1));
+                return crate::lab::eval::learning_check(&catalogue, queries, k, feedback_rounds.max(1));
             }
             match (queries, predictions) {
                 (Some(queries), Some(predictions)) if !holdout => {
-                    crate::eval::run(&catalogue, &queries, &predictions, k, &lock, feedback_rounds)
+                    crate::lab::eval::run(&catalogue, &queries, &predictions, k, &lock, feedback_rounds)
                 }
-                _ => crate::eval::run_holdout(&catalogue, &lock, feedback_rounds),
+                _ => crate::lab::eval::run_holdout(&catalogue, &lock, feedback_rounds),
             }
         }
         Command::EvalLinks { profiles, links, k, predictions } => {
@@ -334,7 +334,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 !k.is_empty() && k.iter().all(|k| (1..=1000).contains(k)),
                 "--k takes cut-offs from 1 to 1000"
             );
-            let report = crate::eval_links::run(&profiles, &links, &k, predictions.as_deref())?;
+            let report = crate::lab::eval_links::run(&profiles, &links, &k, predictions.as_deref())?;
             println!(
                 "{} profiles ({} rejected), {} links ({} bad lines); {} firms with at least {} links scored",
                 report.profiles,
@@ -342,14 +342,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 report.links,
                 report.bad_lines.len(),
                 report.firms,
-                crate::eval_links::MIN_LINKS
+                crate::lab::eval_links::MIN_LINKS
             );
             println!("{}", report.table());
             Ok(())
         }
         Command::FitDefaults { catalogue, out } => {
             use klynge_models::scoring;
-            let (engine, _) = crate::eval::load_catalogue(&catalogue)?;
+            let (engine, _) = crate::lab::eval::load_catalogue(&catalogue)?;
             let model = engine.model().ok_or_else(|| anyhow::anyhow!("the catalogue is empty"))?;
             let firms = engine.index().all_firms()?;
             let collaborations = engine.index().all_collaborations()?;

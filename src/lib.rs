@@ -1,6 +1,8 @@
 //! The klynge service: settings, HTTP API, cache, CLI and batch jobs, around the
 //! use-cases in [`engine`] that join the tantivy index (`klynge-index`) and the
-//! models (`klynge-models`).
+//! models (`klynge-models`). Beside it, [`lab`] holds the benchmarks and
+//! generators behind the command line's `eval`, `eval-links`, `gen` and
+//! `demo-catalogue`; only [`cli`] names it.
 
 pub mod api;
 pub mod app;
@@ -9,11 +11,10 @@ pub mod cli;
 pub mod demo;
 pub mod engine;
 pub mod error;
-pub mod eval;
-pub mod eval_links;
 pub mod feedback;
 pub mod ingest;
 pub mod jobs;
+pub mod lab;
 pub mod memory;
 pub mod networks;
 pub mod precomputed;
@@ -22,5 +23,4 @@ pub mod refresh;
 pub mod settings;
 pub mod state;
 pub mod store;
-pub mod synthetic;
 pub mod telemetry;

@@ -97,7 +97,7 @@ fn eval_links_scores_firms_with_three_links_and_reports_bad_lines() {
     )
     .unwrap();
     let out = dir.path().join("predictions.jsonl");
-    let report = klynge::eval_links::run(&profiles, &links, &[1, 5, 50], Some(&out)).unwrap();
+    let report = klynge::lab::eval_links::run(&profiles, &links, &[1, 5, 50], Some(&out)).unwrap();
     assert_eq!(report.profiles, 12);
     assert_eq!(report.rejected_profiles, 1, "the profile without a name");
     assert_eq!(report.links, 4);

@@ -5,14 +5,20 @@
 //! contents and `#[cfg(test)]` modules left out), collects the modules each one
 //! names through `crate::…` or `super::…` paths, and fails
 //! - on an import cycle between modules (a module is a file under `src/`; all of
-//!   `api/` counts as one, the layer it is);
+//!   `api/` counts as one, the layer it is, and so does all of `lab/`);
 //! - on `api/` naming `klynge_index` at all, or `klynge_models` beyond the shared
 //!   domain types (the firm profile, kinds, sizes, ids, NACE codes,
 //!   collaborations: the items `models/src/lib.rs` re-exports from `firm`,
 //!   `collaboration` and `nace`); the use-case modules re-export what handlers
 //!   need of the rest (`engine::{SearchRequest, StoredFirm, Relation}`,
 //!   `networks::STAGES`);
-//! - on a module other than `app` (which assembles the service) naming `api`.
+//! - on a module other than `app` (which assembles the service) naming `api`;
+//! - on a module other than `cli` (the command line) naming `lab`, the benchmark
+//!   and generator code: the service does not depend on it;
+//! - on `api/` calling `.index()`: handlers ask the engine's use-cases (its
+//!   catalogue reads included), never the index behind it;
+//! - on a Rust source file under `src/`, `models/src` or `index/src` over
+//!   [`MAX_LINES`] lines.
 //!
 //! Pure Rust, no dependencies: it runs with the other integration tests.
 
@@ -31,6 +37,17 @@ const DOMAIN_MODULES: &[&str] = &["firm", "collaboration", "nace"];
 
 /// The only module that may depend on the API layer.
 const ABOVE_API: &[&str] = &["app"];
+
+/// The only module that may depend on the lab (benchmarks and generators).
+const ABOVE_LAB: &[&str] = &["cli"];
+
+/// Directories under `src/` that count as one node of the graph: a layer (`api/`)
+/// or a tree kept apart from the service (`lab/`). Other directories are
+/// modules split into files, each file its own node.
+const ONE_NODE: &[&str] = &["api", "lab"];
+
+/// Longest a Rust source file may be: past it, a file holds more than one idea.
+const MAX_LINES: usize = 700;
 
 /// Where one module names another: for the failure messages.
 #[derive(Debug, Clone)]
@@ -262,9 +279,13 @@ fn module_of(relative: &Path) -> Option<Vec<String>> {
     Some(parts)
 }
 
-/// A module's node in the graph: itself, or `api` for anything under `api/`.
+/// A module's node in the graph: itself, or `api` (`lab`) for anything under
+/// `api/` (`lab/`).
 fn node_of(module: &[String]) -> String {
-    if module.first().is_some_and(|m| m == "api") { "api".to_string() } else { module.join("::") }
+    match module.first() {
+        Some(top) if ONE_NODE.contains(&top.as_str()) => top.clone(),
+        _ => module.join("::"),
+    }
 }
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -384,6 +405,51 @@ fn forbidden_in_api(modules: &[(Vec<String>, String, String)], domain: &BTreeSet
     found
 }
 
+/// Where `api/` calls `.index()` (or `Engine::index`): the index handle behind
+/// the use-cases.
+fn index_calls_in_api(modules: &[(Vec<String>, String, String)]) -> Vec<String> {
+    let mut found = Vec::new();
+    for (module, file, code) in modules {
+        if node_of(module) != "api" {
+            continue;
+        }
+        for (n, line) in code.lines().enumerate() {
+            let squeezed: String = line.chars().filter(|c| !c.is_whitespace()).collect();
+            if squeezed.contains(".index()") || squeezed.contains("Engine::index(") {
+                found.push(format!("{file}:{}: {}", n + 1, line.trim()));
+            }
+        }
+    }
+    found
+}
+
+/// Rust source files over [`MAX_LINES`] lines under `roots`, with their length.
+fn long_files(roots: &[PathBuf]) -> Vec<(String, usize)> {
+    let base = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    for root in roots {
+        rust_files(root, &mut files);
+    }
+    files.sort();
+    files
+        .into_iter()
+        .filter_map(|path| {
+            let lines = std::fs::read_to_string(&path).expect("readable source").lines().count();
+            let shown = path.strip_prefix(base).unwrap_or(&path).display().to_string();
+            (lines > MAX_LINES).then_some((shown, lines))
+        })
+        .collect()
+}
+
+/// The nodes other than `allowed` (and `target` itself) that name `target`.
+fn dependents(graph: &Graph, target: &str, allowed: &[&str]) -> Vec<String> {
+    graph
+        .iter()
+        .filter(|(from, targets)| targets.contains_key(target) && !allowed.contains(&from.as_str()))
+        .map(|(from, targets)| format!("{from} ({}:{})", targets[target].file, targets[target].line))
+        .collect()
+}
+
 fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
 }
@@ -428,12 +494,36 @@ fn the_api_uses_domain_types_not_index_or_model_internals() {
 #[test]
 fn nothing_below_the_api_depends_on_it() {
     let graph = graph(&modules(&src()));
-    let up: Vec<String> = graph
-        .iter()
-        .filter(|(from, targets)| targets.contains_key("api") && !ABOVE_API.contains(&from.as_str()))
-        .map(|(from, targets)| format!("{from} ({}:{})", targets["api"].file, targets["api"].line))
-        .collect();
+    let up = dependents(&graph, "api", ABOVE_API);
     assert!(up.is_empty(), "only {ABOVE_API:?} may depend on api/: {up:?}");
+}
+
+#[test]
+fn the_service_does_not_depend_on_the_lab() {
+    let graph = graph(&modules(&src()));
+    assert!(graph.contains_key("lab") && graph["cli"].contains_key("lab"), "the scan found lab/: {graph:?}");
+    let up = dependents(&graph, "lab", ABOVE_LAB);
+    assert!(
+        up.is_empty(),
+        "only {ABOVE_LAB:?} may depend on lab/ (benchmark and generator code; the service must not): {up:?}"
+    );
+}
+
+#[test]
+fn handlers_do_not_reach_for_the_index() {
+    let found = index_calls_in_api(&modules(&src()));
+    assert!(
+        found.is_empty(),
+        "api/ calls the index behind the engine (add a use-case method, e.g. in engine/catalogue.rs):\n  {}",
+        found.join("\n  ")
+    );
+}
+
+#[test]
+fn no_source_file_is_over_the_length_limit() {
+    let base = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let long = long_files(&[src(), base.join("models/src"), base.join("index/src")]);
+    assert!(long.is_empty(), "Rust source files over {MAX_LINES} lines (split them along their seams): {long:?}");
 }
 
 /// The checks above find what they are for: a cycle, a `super::` edge, an
@@ -467,4 +557,29 @@ fn the_checks_catch_cycles_and_internal_imports_in_sample_code() {
     let found = forbidden_in_api(&tree, &domain);
     assert_eq!(found.len(), 2, "{found:?}");
     assert!(found[0].contains("klynge_index") && found[1].contains("model::Relation"), "{found:?}");
+
+    // The lab is one node; a service module naming it is caught, `cli` is not.
+    let tree = vec![
+        sample("cli", "use crate::lab::eval;\n"),
+        sample("lab", "pub mod eval;\n"),
+        sample("lab::eval", "use crate::engine::Engine;\nuse super::synthetic;\n"),
+        sample("lab::synthetic", "pub fn g() {}\n"),
+        sample("engine", "fn f() { crate::lab::synthetic::g(); }\n"),
+    ];
+    let lab_graph = self::graph(&tree);
+    assert!(lab_graph["lab"].contains_key("engine") && !lab_graph.contains_key("lab::eval"), "{lab_graph:?}");
+    assert_eq!(dependents(&lab_graph, "lab", ABOVE_LAB), vec!["engine (src/engine.rs:1)".to_string()]);
+
+    // `.index()` in a handler, however spaced; not in a comment, a string or a test.
+    let tree = vec![
+        sample("api::firms", "fn f(e: &E) { e.index().get_firm(\"x\"); }\nfn g(e: &E) { e\n    . index ( ); }\n"),
+        sample(
+            "api::health",
+            "// engine.index()\nfn f() { let s = \".index()\"; }\n#[cfg(test)]\nmod t { fn f(e: &E) { e.index(); } }\n",
+        ),
+        sample("refresh", "fn f(e: &E) { e.index().generation(); }\n"),
+    ];
+    let found = index_calls_in_api(&tree);
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert!(found[0].starts_with("src/api::firms.rs:1:") && found[1].starts_with("src/api::firms.rs:3:"), "{found:?}");
 }

@@ -34,7 +34,7 @@ pub fn source_path() -> Option<PathBuf> {
 pub fn source_profiles() -> Option<Vec<Value>> {
     let path = source_path()?;
     let started = std::time::Instant::now();
-    match klynge::synthetic::source_profiles(&path) {
+    match klynge::lab::synthetic::source_profiles(&path) {
         Ok(profiles) if !profiles.is_empty() => {
             eprintln!("{} source profiles read in {:.1} s", profiles.len(), started.elapsed().as_secs_f64());
             Some(profiles)

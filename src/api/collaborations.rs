@@ -29,7 +29,7 @@ pub async fn create(
     })?;
     let engine = state.engine.clone();
     let collaboration = blocking(move || {
-        let missing = engine.index().missing_firms(&collaboration.members)?;
+        let missing = engine.missing_firms(&collaboration.members)?;
         if !missing.is_empty() {
             return Err(ApiError::invalid("members", format!("{} members have no profile", missing.len()))
                 .with_details(json!({ "unknown_ids": missing })));
@@ -50,7 +50,7 @@ pub async fn get(state: web::Data<AppState>, path: web::Path<String>) -> Result<
     let engine = state.engine.clone();
     let found: Option<Collaboration> = blocking({
         let id = id.clone();
-        move || Ok(engine.index().get_collaboration(&id)?)
+        move || Ok(engine.collaboration(&id)?)
     })
     .await?;
     found

@@ -101,7 +101,7 @@ pub async fn create(
     let stored = blocking(move || {
         let mut ids = vec![record.firm.clone()];
         ids.extend(record.anchor.clone());
-        let missing = engine.index().missing_firms(&ids)?;
+        let missing = engine.missing_firms(&ids)?;
         for (field, id) in [("firm", Some(&record.firm)), ("anchor", record.anchor.as_ref())] {
             if let Some(id) = id
                 && missing.contains(id)

@@ -115,10 +115,7 @@ pub async fn get(state: web::Data<AppState>, path: web::Path<String>) -> Result<
     let id = checked_id(&path)?;
     let engine = state.engine.clone();
     let (stored, collaborations) = blocking(move || {
-        let Some(stored) = engine.index().get_firm(&id)? else {
-            return Err(ApiError::not_found(format!("no firm with id `{id}`")));
-        };
-        Ok((stored, engine.index().collaborations_of(&id)?))
+        engine.firm_with_collaborations(&id)?.ok_or_else(|| ApiError::not_found(format!("no firm with id `{id}`")))
     })
     .await?;
     let ties: Vec<Value> = collaborations
@@ -211,14 +208,14 @@ pub struct SearchHitBody {
     responses((status = 200, body = SearchResponse), (status = 400), (status = 422)))]
 pub async fn search(state: web::Data<AppState>, params: web::Query<SearchParams>) -> Result<HttpResponse, ApiError> {
     let request = search_request(params.into_inner())?;
-    let generation = state.engine.index().generation();
+    let generation = state.engine.index_generation();
     let key = state.cache.key(generation, "search", &request_digest(&format!("{request:?}")));
     if let Some(body) = state.cache.get(&key).await {
         return Ok(json_bytes(body, "hit"));
     }
     let engine = state.engine.clone();
     let body = blocking(move || {
-        let page = engine.index().search(&request)?;
+        let page = engine.search(&request)?;
         let hits = page
             .hits
             .into_iter()

@@ -22,7 +22,7 @@ pub async fn live() -> HttpResponse {
         (status = 503, body = Object, description = "starting: the first model is being fitted (same body, `status: starting`)")))]
 pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let engine = state.engine.clone();
-    let (firms, generation) = blocking(move || Ok((engine.index().num_firms()?, engine.index().generation()))).await?;
+    let (firms, generation) = blocking(move || Ok((engine.firm_count()?, engine.index_generation()))).await?;
     let cache_state = state.cache.state().await;
     // Checked before the model is read: the first fit installs its model before
     // it clears the flag, so a fit ending in between reads as starting with a
@@ -48,7 +48,7 @@ pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let engine = state.engine.clone();
     if let Ok(Ok((bytes, firms))) = tokio::task::spawn_blocking(move || {
-        Ok::<_, ApiError>((engine.index().size_on_disk(), engine.index().num_firms().unwrap_or(0)))
+        Ok::<_, ApiError>((engine.index_size_on_disk(), engine.firm_count().unwrap_or(0)))
     })
     .await
     {

@@ -196,7 +196,7 @@ async fn cached_network(
     }
     let body = blocking(move || {
         if let Some(id) = &firm
-            && engine.index().get_firm(id)?.is_none()
+            && engine.firm(id)?.is_none()
         {
             return Err(ApiError::not_found(format!("no firm with id `{id}`")));
         }
