@@ -31,6 +31,8 @@ use crate::settings::CacheSettings;
 pub struct Cache {
     /// The whole cache without Redis; the standby with it.
     memory: MemoryCache<String, Arc<[u8]>>,
+    /// False when `cache.memory_capacity` is 0: nothing is kept in process.
+    memory_on: bool,
     redis: Option<Arc<RedisBackend>>,
     prefix: Arc<str>,
     ttl: Duration,
@@ -78,6 +80,7 @@ impl Cache {
             .build();
         let mut cache = Cache {
             memory,
+            memory_on: settings.memory_capacity != Some(0),
             redis: None,
             prefix: settings.key_prefix.as_str().into(),
             ttl,
@@ -166,9 +169,9 @@ impl Cache {
             Some(redis) => match redis.get(key).await {
                 Ok(value) => value.map(Arc::from),
                 // The call just failed and tripped the breaker: the standby answers.
-                Err(()) => self.memory.get(key).await,
+                Err(()) => self.memory_get(key).await,
             },
-            None => self.memory.get(key).await,
+            None => self.memory_get(key).await,
         };
         metrics::counter!("klynge_cache_requests_total", "result" => if value.is_some() { "hit" } else { "miss" })
             .increment(1);
@@ -179,8 +182,15 @@ impl Cache {
         if let Some(redis) = self.available_redis() {
             redis.set(&key, &value, self.ttl).await;
         }
+        if !self.memory_on {
+            return;
+        }
         self.memory.insert(key, value).await;
         metrics::gauge!("klynge_cache_memory_bytes").set(self.memory.weighted_size() as f64);
+    }
+
+    async fn memory_get(&self, key: &str) -> Option<Arc<[u8]>> {
+        if self.memory_on { self.memory.get(key).await } else { None }
     }
 
     pub async fn state(&self) -> CacheState {
@@ -302,8 +312,19 @@ mod tests {
             key_prefix: "t".into(),
             ttl_seconds: 3600,
             memory_bytes: bytes,
+            memory_capacity: None,
             redis_timeout_ms: 250,
         }
+    }
+
+    #[tokio::test]
+    async fn a_capacity_of_zero_keeps_nothing_in_process() {
+        let cache = Cache::connect(&CacheSettings { memory_capacity: Some(0), ..memory_settings(1 << 20) }).await;
+        cache.set("t:g1:partners:a".into(), Arc::from(&b"body"[..])).await;
+        assert_eq!(cache.get("t:g1:partners:a").await, None);
+        let on = Cache::connect(&CacheSettings { memory_capacity: Some(10), ..memory_settings(1 << 20) }).await;
+        on.set("t:g1:partners:a".into(), Arc::from(&b"body"[..])).await;
+        assert!(on.get("t:g1:partners:a").await.is_some());
     }
 
     #[tokio::test]

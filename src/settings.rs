@@ -92,6 +92,11 @@ pub struct CacheSettings {
     pub ttl_seconds: u64,
     /// Bytes the in-process cache may hold (keys, bodies and per-entry overhead).
     pub memory_bytes: u64,
+    /// The entry bound of earlier releases, kept so their settings still load:
+    /// `0` turns the in-process cache off (how `../shared/peer/compare.sh`
+    /// measures the uncached path); any other value leaves `memory_bytes` in charge.
+    #[serde(default)]
+    pub memory_capacity: Option<u64>,
     /// Per-command Redis timeout; a slower Redis counts as down for that call.
     pub redis_timeout_ms: u64,
 }

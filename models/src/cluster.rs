@@ -27,6 +27,9 @@ pub struct Clusters {
     /// The members' embeddings per list, for fast scans ([`Clusters::index`]).
     #[serde(skip)]
     scan: Vec<ScanList>,
+    /// Where each firm's row sits in `scan`: (list, place in the list).
+    #[serde(skip)]
+    slots: Vec<(u32, u32)>,
 }
 
 /// One list's embeddings, contiguous and quantised to i8 with a scale per row.
@@ -55,6 +58,7 @@ impl Clusters {
                 assignment: Vec::new(),
                 lists: Vec::new(),
                 scan: Vec::new(),
+                slots: Vec::new(),
             };
         }
         let mut rng = Xoshiro256Plus::seed_from_u64(seed);
@@ -68,7 +72,7 @@ impl Clusters {
             .fit(&DatasetBase::from(training))
             .map(|model| model.centroids().mapv(|x| x as f32))
             .unwrap_or_else(|_| embeddings.select(Axis(0), &rows[..count.min(rows.len())]));
-        let mut clusters = Clusters { centroids, assignment: Vec::new(), lists: Vec::new(), scan: Vec::new() };
+        let mut clusters = Clusters { centroids, assignment: Vec::new(), lists: Vec::new(), scan: Vec::new(), slots: Vec::new() };
         clusters.assignment = embeddings.outer_iter().map(|row| clusters.nearest(row, 1)[0]).collect();
         clusters.lists = vec![Vec::new(); clusters.centroids.nrows()];
         for (firm, &cluster) in clusters.assignment.iter().enumerate() {
@@ -81,6 +85,12 @@ impl Clusters {
     /// Builds the scan lists of [`Clusters::nearest_firms`] (after a fit, and after
     /// loading, since they are not saved).
     pub fn index(&mut self, embeddings: ArrayView2<f32>) {
+        self.slots = vec![(0, 0); self.assignment.len()];
+        for (list, firms) in self.lists.iter().enumerate() {
+            for (place, &firm) in firms.iter().enumerate() {
+                self.slots[firm as usize] = (list as u32, place as u32);
+            }
+        }
         self.scan = self
             .lists
             .iter()
@@ -119,6 +129,24 @@ impl Clusters {
                     .map(|((&firm, row), &scale)| (firm, quantised_dot(row, scale, &query))),
             );
         }
+        top(scored, limit)
+    }
+
+    /// The `limit` firms of `firms` nearest to `query`, best first, scored on the
+    /// quantised scan rows like [`Clusters::nearest_firms`]: a quarter of the
+    /// memory an exact scan reads, which is what such a scan costs.
+    pub fn nearest_among(&self, firms: &[u32], query: ArrayView1<f32>, limit: usize) -> Vec<(u32, f32)> {
+        let dim = query.len();
+        let query: Vec<f32> = query.iter().copied().collect();
+        let scored = firms
+            .iter()
+            .map(|&firm| {
+                let (list, place) = self.slots[firm as usize];
+                let (scan, place) = (&self.scan[list as usize], place as usize);
+                let row = &scan.rows[place * dim..(place + 1) * dim];
+                (firm, quantised_dot(row, scan.scales[place], &query))
+            })
+            .collect();
         top(scored, limit)
     }
 

@@ -364,7 +364,18 @@ pub fn quantised_dot(row: &[i8], scale: f32, query: &[f32]) -> f32 {
     if scale == 0.0 {
         return 0.0;
     }
-    row.iter().zip(query).map(|(&r, &q)| r as f32 * q).sum::<f32>() * scale
+    // Eight running sums instead of one: a single sum is a chain the compiler may
+    // not reorder, eight independent ones it turns into vector instructions. The
+    // neighbour scans spend most of their time here.
+    let mut lanes = [0.0f32; 8];
+    let (rows, queries) = (row.chunks_exact(8), query.chunks_exact(8));
+    let tail: f32 = rows.remainder().iter().zip(queries.remainder()).map(|(&r, &q)| r as f32 * q).sum();
+    for (r, q) in rows.zip(queries) {
+        for ((sum, &r), &q) in lanes.iter_mut().zip(r).zip(q) {
+            *sum += r as f32 * q;
+        }
+    }
+    (lanes.iter().sum::<f32>() + tail) * scale
 }
 
 pub fn cosine(a: ArrayView1<f32>, b: ArrayView1<f32>) -> f32 {

@@ -204,10 +204,7 @@ impl FittedModel {
             let take = per_source / 6 + 1;
             match (&query.combined, day_one) {
                 (Some(vector), true) => {
-                    let mut near: Vec<(f32, u32)> =
-                        firms.iter().map(|&f| (vector.dot(&view.embeddings.row(f as usize)), f)).collect();
-                    near.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-                    for (_, firm) in near.into_iter().take(take) {
+                    for (firm, _) in self.clusters.nearest_among(firms, vector.view(), take) {
                         push(firm, &mut out);
                     }
                 }
