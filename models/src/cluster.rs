@@ -72,7 +72,8 @@ impl Clusters {
             .fit(&DatasetBase::from(training))
             .map(|model| model.centroids().mapv(|x| x as f32))
             .unwrap_or_else(|_| embeddings.select(Axis(0), &rows[..count.min(rows.len())]));
-        let mut clusters = Clusters { centroids, assignment: Vec::new(), lists: Vec::new(), scan: Vec::new(), slots: Vec::new() };
+        let mut clusters =
+            Clusters { centroids, assignment: Vec::new(), lists: Vec::new(), scan: Vec::new(), slots: Vec::new() };
         clusters.assignment = embeddings.outer_iter().map(|row| clusters.nearest(row, 1)[0]).collect();
         clusters.lists = vec![Vec::new(); clusters.centroids.nrows()];
         for (firm, &cluster) in clusters.assignment.iter().enumerate() {
