@@ -92,7 +92,7 @@ fn holdout_catalogue(dir: &Path, fold: usize) -> anyhow::Result<(Engine, Vec<Que
 const HOLDOUT_FOLDS: usize = 5;
 
 /// Completion measured on held-out catalogue collaborations (see
-/// [`holdout_catalogue`]), over [`HOLDOUT_FOLDS`] folds, pooled.
+/// `holdout_catalogue`), over `HOLDOUT_FOLDS` folds, pooled.
 pub fn run_holdout(catalogue: &Path, lock: &[usize], rounds: usize) -> anyhow::Result<()> {
     let mut completions: Vec<Vec<(f64, f64)>> = vec![Vec::new(); lock.len()];
     let mut round_values: Vec<Vec<Option<f64>>> = Vec::new();

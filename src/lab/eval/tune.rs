@@ -27,7 +27,7 @@ struct TuneQuery {
 }
 
 /// Chooses the network objective's weights ([`Objective`]) by cross-validation
-/// on the catalogue: in each of [`TUNE_FOLDS`] folds some collaborations of five
+/// on the catalogue: in each of `TUNE_FOLDS` folds some collaborations of five
 /// or more members are held out (removed from the collaborations, and their
 /// titles cut from their members' descriptions, which the CORDIS profiles are
 /// built from), the model is fitted on the rest, and each is asked as the
