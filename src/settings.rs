@@ -355,6 +355,17 @@ mod tests {
     }
 
     #[test]
+    fn memory_capacity_is_a_count() {
+        assert_eq!(load(&[("KLYNGE__CACHE__MEMORY_CAPACITY", "0")], &[]).unwrap().cache.memory_capacity, Some(0));
+        for garbage in ["-1", "lots", "ø🧀", "12 MB"] {
+            let error = load(&[("KLYNGE__CACHE__MEMORY_CAPACITY", garbage)], &[]).unwrap_err();
+            assert!(error.to_string().contains("memory_capacity"), "{garbage}: {error}");
+        }
+        let error = load(&[("KLYNGE__SERVER__MAX_BODY_BYTES", "-1")], &[]).unwrap_err();
+        assert_eq!(error.setting, "server.max_body_bytes");
+    }
+
+    #[test]
     fn secrets_are_not_printed() {
         let settings = load(&[("KLYNGE__CACHE__REDIS_URL", "redis://:hunter2@localhost:6379")], &[]).unwrap();
         assert!(!format!("{settings:?}").contains("hunter2"));

@@ -136,16 +136,15 @@ impl Clusters {
     /// The `limit` firms of `firms` nearest to `query`, best first, scored on the
     /// quantised scan rows like [`Clusters::nearest_firms`]: a quarter of the
     /// memory an exact scan reads, which is what such a scan costs.
-    pub fn nearest_among(&self, firms: &[u32], query: ArrayView1<f32>, limit: usize) -> Vec<(u32, f32)> {
+    pub fn nearest_among(&self, firms: &[u32], query: &[f32], limit: usize) -> Vec<(u32, f32)> {
         let dim = query.len();
-        let query: Vec<f32> = query.iter().copied().collect();
         let scored = firms
             .iter()
             .map(|&firm| {
                 let (list, place) = self.slots[firm as usize];
                 let (scan, place) = (&self.scan[list as usize], place as usize);
                 let row = &scan.rows[place * dim..(place + 1) * dim];
-                (firm, quantised_dot(row, scan.scales[place], &query))
+                (firm, quantised_dot(row, scan.scales[place], query))
             })
             .collect();
         top(scored, limit)

@@ -204,7 +204,11 @@ impl FittedModel {
             let take = per_source / 6 + 1;
             match (&query.combined, day_one) {
                 (Some(vector), true) => {
-                    for (firm, _) in self.clusters.nearest_among(firms, vector.view(), take) {
+                    for (firm, _) in self.clusters.nearest_among(
+                        firms,
+                        vector.as_slice().expect("owned vectors are contiguous"),
+                        take,
+                    ) {
                         push(firm, &mut out);
                     }
                 }
