@@ -109,9 +109,14 @@ impl Clusters {
             .collect();
     }
 
-    /// [`Clusters::neighbours`] over the model's own embeddings, through the
-    /// contiguous quantised scan lists: the same probes and budget, scores within
-    /// about 1 % of the exact ones.
+    /// Approximate nearest firms by cosine: scan the nearest lists, up to `probes`
+    /// of them, and stop once `budget` firms were scanned, through the contiguous
+    /// quantised scan lists (scores within about 1 % of the exact ones). The
+    /// budget keeps the cost of a query flat as the catalogue grows (lists grow
+    /// with it), which is what lets the batch refresh scale linearly rather than
+    /// quadratically. KMeans on real catalogues leaves a few very large clusters
+    /// (near duplicates, generic texts); a query landing in one would scan all of
+    /// it, so the budget also cuts inside a list (a fixed, deterministic part).
     pub fn nearest_firms(&self, query: ArrayView1<f32>, probes: usize, budget: usize, limit: usize) -> Vec<(u32, f32)> {
         let dim = query.len();
         let query: Vec<f32> = query.iter().copied().collect();
@@ -163,37 +168,6 @@ impl Clusters {
         order.sort_by(closer);
         order
     }
-
-    /// Approximate nearest firms by cosine: scan the nearest lists, up to `probes`
-    /// of them, and stop once `budget` firms were scanned. The budget keeps the
-    /// cost of a query flat as the catalogue grows (lists grow with it), which is
-    /// what lets the batch refresh scale linearly rather than quadratically.
-    pub fn neighbours(
-        &self,
-        embeddings: ArrayView2<f32>,
-        query: ArrayView1<f32>,
-        probes: usize,
-        budget: usize,
-        limit: usize,
-    ) -> Vec<(u32, f32)> {
-        let mut scored: Vec<(u32, f32)> = Vec::with_capacity(budget.min(embeddings.nrows()));
-        for cluster in self.nearest(query, probes) {
-            let room = budget.saturating_sub(scored.len());
-            if room == 0 {
-                break;
-            }
-            // KMeans on real catalogues leaves a few very large clusters (near
-            // duplicates, generic texts); a query landing in one would scan all of
-            // it, so the budget also cuts inside a list (a fixed, deterministic part).
-            scored.extend(
-                self.lists[cluster as usize]
-                    .iter()
-                    .take(room)
-                    .map(|&firm| (firm, embeddings.row(firm as usize).dot(&query))),
-            );
-        }
-        top(scored, limit)
-    }
 }
 
 /// The `limit` best `(firm, score)`, best first, ties by firm.
@@ -219,7 +193,8 @@ mod tests {
         let clusters = Clusters::fit(embeddings.view(), 2, 7);
         assert_eq!(clusters.assignment[0], clusters.assignment[1]);
         assert_ne!(clusters.assignment[0], clusters.assignment[2]);
-        let near = clusters.neighbours(embeddings.view(), array![1.0f32, 0.0].view(), 1, 100, 2);
+        let query = array![1.0f32, 0.0];
+        let near = top(embeddings.outer_iter().enumerate().map(|(f, row)| (f as u32, row.dot(&query))).collect(), 2);
         assert_eq!(near.iter().map(|(f, _)| *f).collect::<Vec<_>>(), vec![0, 1]);
         let fast = clusters.nearest_firms(array![1.0f32, 0.0].view(), 1, 100, 2);
         assert_eq!(fast.iter().map(|(f, _)| *f).collect::<Vec<_>>(), vec![0, 1]);

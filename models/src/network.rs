@@ -143,7 +143,7 @@ struct Assembler<'a> {
 impl<'a> Assembler<'a> {
     fn pair_fit(&self, a: u32, b: u32) -> f32 {
         // The same pair signals the pair model was learnt on.
-        let features = pair_features(&self.model.graph, self.model, a, b);
+        let features = pair_features(self.model, a, b);
         match &self.model.pair_weights {
             // The pair model's probability that the two sit in one consortium, above
             // that of two unlinked firms: on the same 0..1 scale as relevance, so

@@ -4,7 +4,7 @@
 //! projection of [`crate::text`] (its noise, about 1/√128, is as large as the
 //! similarities that matter here), so they keep their terms.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -69,9 +69,9 @@ impl ProjectTexts {
         self.titles.get(project as usize).map(String::as_str).filter(|title| !title.trim().is_empty())
     }
 
-    /// The `top` projects most similar (cosine) to `query`, best first, leaving
-    /// out `hidden` ones; ties go to the lower project number.
-    pub fn most_similar(&self, query: &[(u32, f32)], hidden: Option<&HashSet<u32>>, top: usize) -> Vec<(u32, f32)> {
+    /// The `top` projects most similar (cosine) to `query`, best first; ties go
+    /// to the lower project number.
+    pub fn most_similar(&self, query: &[(u32, f32)], top: usize) -> Vec<(u32, f32)> {
         let mut terms: Vec<(u32, f32)> = query.to_vec();
         terms.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         let mut scores: HashMap<u32, f32> = HashMap::new();
@@ -82,8 +82,7 @@ impl ProjectTexts {
                 *scores.entry(project).or_default() += weight * w;
             }
         }
-        let mut scored: Vec<(u32, f32)> =
-            scores.into_iter().filter(|(project, _)| hidden.is_none_or(|hidden| !hidden.contains(project))).collect();
+        let mut scored: Vec<(u32, f32)> = scores.into_iter().collect();
         let top = top.min(scored.len());
         if top == 0 {
             return Vec::new();
@@ -131,15 +130,13 @@ mod tests {
         let text = TextModel::fit(&docs, 16, 1_000).unwrap();
         let projects = ProjectTexts::build(&text, &docs);
         let query = text.sparse("recycling solar panels");
-        let found = projects.most_similar(&query, None, 2);
+        let found = projects.most_similar(&query, 2);
         let ids: Vec<u32> = found.iter().map(|(p, _)| *p).collect();
         assert_eq!(ids.len(), 2);
         assert!(ids.contains(&0) && ids.contains(&3), "{found:?}");
         assert!(found[0].1 >= found[1].1 && found[1].1 > 0.0);
-        let hidden: HashSet<u32> = [0].into_iter().collect();
-        assert_eq!(projects.most_similar(&query, Some(&hidden), 1)[0].0, 3);
         assert_eq!(projects.title(3), Some("recycling of solar panel glass"));
-        let exact = projects.most_similar(projects.vector(1), None, 1);
+        let exact = projects.most_similar(projects.vector(1), 1);
         assert_eq!(exact[0].0, 1);
         assert!((exact[0].1 - 1.0).abs() < 1e-5);
     }

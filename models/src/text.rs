@@ -128,11 +128,33 @@ fn tokens(text: &str) -> impl Iterator<Item = String> + '_ {
         .map(|found| found.as_str().to_lowercase())
 }
 
+/// `text` without the words of `cut`, each removed as many times as `cut` has
+/// it: a profile made of project titles as it reads without one of them. Only
+/// the tokens the text model reads are kept (lower-cased, in order), so no word
+/// of `cut` can reach a model fitted on the result unless `text` has it more
+/// often than `cut` does, from somewhere else.
+pub fn without_words(text: &str, cut: &str) -> String {
+    let mut left: HashMap<String, usize> = HashMap::new();
+    for token in tokens(cut) {
+        *left.entry(token).or_default() += 1;
+    }
+    let kept: Vec<String> = tokens(text)
+        .filter(|token| match left.get_mut(token) {
+            Some(count) if *count > 0 => {
+                *count -= 1;
+                false
+            }
+            _ => true,
+        })
+        .collect();
+    kept.join(" ")
+}
+
 /// The vocabulary comes from linfa's `CountVectorizer` (document-frequency bounds,
 /// stop words, size cap); the idf is computed here over the whole catalogue, because
 /// linfa's TF-IDF transform takes document frequencies from the batch it is given,
 /// which is meaningless for a single query.
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct TextModel {
     terms: Vec<String>,
     idf: Vec<f32>,
@@ -385,6 +407,15 @@ pub fn cosine(a: ArrayView1<f32>, b: ArrayView1<f32>) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cuts_a_title_word_by_word_as_often_as_it_has_each_word() {
+        let profile = "Solar panel recycling. Cold-chain logistics for SOLAR farms";
+        assert_eq!(without_words(profile, "solar panel recycling"), "cold chain logistics for solar farms");
+        // Punctuation and case do not protect a word; a word the title lacks stays.
+        assert_eq!(without_words("Fish-farming (EU), fish", "FISH farming"), "eu fish");
+        assert_eq!(without_words("Heat pumps", ""), "heat pumps");
+    }
 
     fn corpus() -> Vec<String> {
         [

@@ -252,7 +252,7 @@ pub fn group_relevance(model: &FittedModel, query: &PreparedQuery, candidates: &
             let fit: f32 = query
                 .anchors
                 .iter()
-                .map(|&member| (pair.score(&pair_features(&model.graph, model, member, c)).score - unlinked).max(0.0))
+                .map(|&member| (pair.score(&pair_features(model, member, c)).score - unlinked).max(0.0))
                 .sum();
             base + fit
         })

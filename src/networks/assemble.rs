@@ -73,7 +73,7 @@ impl Engine {
         let mut similar_projects: HashMap<u32, Vec<(u32, f32)>> = HashMap::new();
         if let Some(text) = &opportunity {
             let kept_firms: HashSet<u32> = kept.iter().map(|c| c.firm).collect();
-            for (project, score) in model.project_texts.most_similar(&model.text.sparse(text), None, SIMILAR_PROJECTS) {
+            for (project, score) in model.project_texts.most_similar(&model.text.sparse(text), SIMILAR_PROJECTS) {
                 for &member in &model.projects[project as usize] {
                     if kept_firms.contains(&member) {
                         similar_projects.entry(member).or_default().push((project, score));

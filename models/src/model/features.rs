@@ -5,21 +5,17 @@ use ndarray::Array1;
 use rayon::prelude::*;
 
 use super::query::PreparedQuery;
-use super::{FirmMeta, FittedModel, Relation, View};
+use super::{FirmMeta, FittedModel, Relation};
 use crate::scoring::{Features, SIGNAL_COUNT, Scored, Signal, Weights};
 use crate::text::{TextModel, quantise_into, quantised_dot};
 use crate::valuechain;
 
 impl FittedModel {
     pub fn features(&self, query: &PreparedQuery, candidate: u32) -> Features {
-        self.features_in(&self.served(), query, candidate)
-    }
-
-    pub(super) fn features_in(&self, view: &View, query: &PreparedQuery, candidate: u32) -> Features {
         let mut f = [0.0f32; SIGNAL_COUNT];
         let c = candidate as usize;
         let meta = &self.meta[c];
-        let embedding = view.embeddings.row(c);
+        let embedding = self.embeddings.row(c);
         if let Some(text) = &query.text {
             f[Signal::TextSimilarity as usize] = text.dot(&embedding);
         }
@@ -32,7 +28,7 @@ impl FittedModel {
             Relation::Any => valuechain::table().strength(&query.rows, &rows),
             relation => valuechain::table().directed_strength(&query.rows, &rows, relation == Relation::Supplier),
         } * 10.0;
-        let ties: u32 = query.anchors.iter().map(|&a| view.graph.ties(a, candidate) as u32).sum();
+        let ties: u32 = query.anchors.iter().map(|&a| self.graph.ties(a, candidate) as u32).sum();
         f[Signal::Ties as usize] = (ties as f32).ln_1p();
         f[Signal::PartnersOfPartners as usize] =
             query.partners_of_partners.get(&candidate).map_or(0.0, |(weight, _)| weight.ln_1p());
@@ -51,10 +47,10 @@ impl FittedModel {
             anchors().any(|a| a.region2().is_some() && a.region2() == meta.region2()) as u8 as f32;
         f[Signal::SameCountry as usize] =
             anchors().any(|a| a.country.is_some() && a.country == meta.country) as u8 as f32;
-        f[Signal::Experience as usize] = (view.graph.collaborations(candidate) as f32).ln_1p();
+        f[Signal::Experience as usize] = (self.graph.collaborations(candidate) as f32).ln_1p();
         f[Signal::SimilarProjects as usize] = query.similar_projects.get(&candidate).map_or(0.0, |s| s.sum);
         f[Signal::SameCluster as usize] =
-            query.cluster.is_some_and(|cluster| view.assignment[c] == cluster) as u8 as f32;
+            query.cluster.is_some_and(|cluster| self.clusters.assignment[c] == cluster) as u8 as f32;
         f
     }
 

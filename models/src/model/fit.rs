@@ -72,6 +72,36 @@ pub struct FeedbackLearning {
 /// Undecided firms of an anchor's pool each accepted firm is also compared with.
 pub const FEEDBACK_POOL_NEGATIVES: usize = 30;
 
+/// What a fit learns from the firms' texts alone: the vocabulary and its
+/// latent directions, every firm's embedding, the latent clusters, per-firm
+/// metadata with inferred sectors, and the offer/need vectors. Training fits it
+/// again per fold on texts with the held-out collaborations' titles cut out,
+/// so nothing a training query asks for reaches the features it is ranked on.
+#[derive(Clone)]
+pub(super) struct TextFit {
+    text: TextModel,
+    embeddings: ndarray::Array2<f32>,
+    clusters: Clusters,
+    meta: Vec<FirmMeta>,
+    phrases: PhraseVectors,
+}
+
+impl TextFit {
+    /// `texts` are the firms' texts ([`Firm::text`]), as given or cut.
+    pub(super) fn fit(firms: &[Firm], texts: &[String], params: &ModelParams) -> Result<TextFit, FitError> {
+        let text = TextModel::fit(texts, params.dim, params.max_terms)?;
+        let embeddings = text.embed_all(texts);
+        let clusters = Clusters::fit(
+            embeddings.view(),
+            params.clusters.unwrap_or(Clusters::default_count(firms.len())),
+            params.seed,
+        );
+        let meta = build_meta(firms, &text, &embeddings);
+        let phrases = PhraseVectors::build(&text, &meta);
+        Ok(TextFit { text, embeddings, clusters, meta, phrases })
+    }
+}
+
 /// One (anchor, text) of the cluster manager's decisions as training data.
 struct DecidedQuery {
     ranking: TrainingQuery,
@@ -102,11 +132,43 @@ impl FittedModel {
         if firms.is_empty() {
             return Err(FitError::Empty);
         }
+        let texts: Vec<String> = firms.par_iter().map(Firm::text).collect();
+        let text_fit = TextFit::fit(firms, &texts, &params)?;
+        let all: Vec<&Collaboration> = collaborations.iter().collect();
+        let mut model = FittedModel::assemble(firms, &all, text_fit, generation, params);
+        let samples = model.training_samples(firms, collaborations, &texts);
+        let decisions = model.feedback_queries(feedback);
+        let ranking_feedback: Vec<TrainingQuery> = decisions.iter().map(|d| d.ranking.clone()).collect();
+        let pair_feedback: Vec<TrainingQuery> = decisions.iter().map(|d| d.pairs.clone()).collect();
+        let anchored = learn_among_pool(samples.anchored);
+        if let Ok(weights) = Weights::fit_with_feedback(&anchored, &ranking_feedback) {
+            model.weights = weights;
+            model.weights_learnt = true;
+            model.opportunity_weights = Weights::fit(&learn_among_pool(samples.opportunity)).ok();
+        }
+        model.pair_weights = Weights::fit_with_feedback(&samples.pairs, &pair_feedback).ok();
+        if !feedback.is_empty() {
+            // What would rank without the decisions: the catalogue's own weights, or the defaults.
+            let without = Weights::fit(&anchored).unwrap_or_else(|_| prior_weights());
+            model.feedback = Some(model.feedback_learning(feedback, &decisions, &without));
+        }
+        Ok(model)
+    }
+
+    /// A model of `collaborations` over fitted texts, with the prior weights:
+    /// the tie graph, kind statistics, the experienced firms and the past
+    /// projects. The served model is one over every collaboration; each training
+    /// fold is one over the collaborations it keeps.
+    pub(super) fn assemble(
+        firms: &[Firm],
+        collaborations: &[&Collaboration],
+        texts: TextFit,
+        generation: u64,
+        params: ModelParams,
+    ) -> FittedModel {
+        let TextFit { text, embeddings, clusters, meta, phrases } = texts;
         let ids: Vec<String> = firms.iter().map(|firm| firm.id.clone()).collect();
         let lookup: HashMap<String, u32> = ids.iter().enumerate().map(|(i, id)| (id.clone(), i as u32)).collect();
-        let texts: Vec<String> = firms.par_iter().map(Firm::text).collect();
-        let text = TextModel::fit(&texts, params.dim, params.max_terms)?;
-        let embeddings = text.embed_all(&texts);
         let projects: Vec<Vec<u32>> = collaborations
             .iter()
             .map(|c| c.members.iter().filter_map(|m| lookup.get(m).copied()).collect::<Vec<u32>>())
@@ -116,12 +178,6 @@ impl FittedModel {
         let firm_projects = firm_projects(firms.len(), &projects);
         let memberships: Vec<Vec<u32>> = projects.iter().filter(|members| members.len() >= 2).cloned().collect();
         let graph = TieGraph::build(firms.len(), &memberships);
-        let clusters = Clusters::fit(
-            embeddings.view(),
-            params.clusters.unwrap_or(Clusters::default_count(firms.len())),
-            params.seed,
-        );
-        let meta = build_meta(firms, &text, &embeddings);
         let (kind_lift, kind_prior) = kind_statistics(&meta, &memberships);
         let mut experienced: Vec<u32> = (0..firms.len() as u32).filter(|&f| graph.collaborations(f) > 0).collect();
         experienced.sort_by_key(|&f| (std::cmp::Reverse(graph.collaborations(f)), f));
@@ -139,8 +195,7 @@ impl FittedModel {
             list.sort_by_key(|&f| (std::cmp::Reverse(graph.collaborations(f)), f));
             list.truncate(2_000);
         }
-        let phrases = PhraseVectors::build(&text, &meta);
-        let mut model = FittedModel {
+        FittedModel {
             generation,
             params,
             ids,
@@ -163,24 +218,7 @@ impl FittedModel {
             firm_projects,
             firms_by_row,
             lookup,
-        };
-        let samples = model.training_samples(firms, collaborations, &texts);
-        let decisions = model.feedback_queries(feedback);
-        let ranking_feedback: Vec<TrainingQuery> = decisions.iter().map(|d| d.ranking.clone()).collect();
-        let pair_feedback: Vec<TrainingQuery> = decisions.iter().map(|d| d.pairs.clone()).collect();
-        let anchored = learn_among_pool(samples.anchored);
-        if let Ok(weights) = Weights::fit_with_feedback(&anchored, &ranking_feedback) {
-            model.weights = weights;
-            model.weights_learnt = true;
-            model.opportunity_weights = Weights::fit(&learn_among_pool(samples.opportunity)).ok();
         }
-        model.pair_weights = Weights::fit_with_feedback(&samples.pairs, &pair_feedback).ok();
-        if !feedback.is_empty() {
-            // What would rank without the decisions: the catalogue's own weights, or the defaults.
-            let without = Weights::fit(&anchored).unwrap_or_else(|_| prior_weights());
-            model.feedback = Some(model.feedback_learning(feedback, &decisions, &without));
-        }
-        Ok(model)
     }
 
     /// The decisions as training queries, one per (anchor, text): accepted firms
@@ -196,28 +234,26 @@ impl FittedModel {
             let group = groups.entry((pair.anchor, pair.opportunity.clone())).or_default();
             if pair.accepted { group.0.push(pair.firm) } else { group.1.push(pair.firm) }
         }
-        let view = self.served();
         let groups: Vec<_> = groups.into_iter().collect();
         groups
             .par_iter()
             .enumerate()
             .map(|(i, ((anchor, text), (accepted, rejected)))| {
-                let query = self.prepare_in(&view, &Query { anchors: vec![*anchor], text: text.clone() });
+                let query = self.prepare(&Query { anchors: vec![*anchor], text: text.clone() });
                 let decided: HashSet<u32> = accepted.iter().chain(rejected).copied().collect();
                 let mut rng = Xoshiro256Plus::seed_from_u64(self.params.seed.wrapping_add(0xfeed + i as u64));
                 let pool: Vec<u32> =
-                    self.candidates_in(&view, &query, 150).into_iter().filter(|f| !decided.contains(f)).collect();
+                    self.candidates(&query, 150).into_iter().filter(|f| !decided.contains(f)).collect();
                 let undecided: Vec<u32> = if accepted.is_empty() || pool.is_empty() {
                     Vec::new()
                 } else {
                     (0..FEEDBACK_POOL_NEGATIVES.min(pool.len())).map(|_| pool[rng.gen_range(0..pool.len())]).collect()
                 };
-                let features = |firms: &[u32]| firms.iter().map(|&f| self.features_in(&view, &query, f)).collect();
+                let features = |firms: &[u32]| firms.iter().map(|&f| self.features(&query, f)).collect();
                 let rejected_features: Vec<Features> = features(rejected);
                 let mut negatives = rejected_features.clone();
-                negatives.extend(undecided.iter().map(|&f| self.features_in(&view, &query, f)));
-                let pair =
-                    |firms: &[u32]| firms.iter().map(|&f| pair_features(&self.graph, self, *anchor, f)).collect();
+                negatives.extend(undecided.iter().map(|&f| self.features(&query, f)));
+                let pair = |firms: &[u32]| firms.iter().map(|&f| pair_features(self, *anchor, f)).collect();
                 DecidedQuery {
                     ranking: TrainingQuery { positives: features(accepted), negatives },
                     rejected: rejected_features,

@@ -5,9 +5,9 @@
 //! profiles and collaborations; the service persists the result beside the index.
 //!
 //! This module owns the model's data (parameters, per-firm metadata, the fitted
-//! state) and the view that features are computed against; the work on it lives
-//! beside it: `fit` (fitting, and learning from the cluster manager's decisions),
-//! `training` (held-out training queries), `sectors` (per-firm metadata and
+//! state); the work on it lives beside it: `fit` (fitting, and learning from the
+//! cluster manager's decisions), `training` (held-out training queries, each
+//! asked of a model fitted without it), `sectors` (per-firm metadata and
 //! sector inference), `query` (query preparation and candidate retrieval),
 //! `features` (a candidate's signals and score) and `explain` (its reasons).
 
@@ -18,7 +18,7 @@ mod query;
 mod sectors;
 mod training;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use ndarray::{Array2, ArrayView1};
 use serde::{Deserialize, Serialize};
@@ -189,17 +189,6 @@ pub struct FittedModel {
     lookup: HashMap<String, u32>,
 }
 
-/// The embeddings and tie graph features are computed against: the served model's
-/// own, or a training view with held-out collaborations removed.
-struct View<'a> {
-    embeddings: &'a Array2<f32>,
-    graph: &'a TieGraph,
-    /// Collaborations held out of this view (training only).
-    hidden: Option<&'a HashSet<u32>>,
-    /// Latent cluster of each firm under these embeddings.
-    assignment: &'a [u32],
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum FitError {
     #[error("the catalogue is empty")]
@@ -209,11 +198,6 @@ pub enum FitError {
 }
 
 impl FittedModel {
-    /// The served model's own view: its embeddings and tie graph, nothing held out.
-    fn served(&self) -> View<'_> {
-        View { embeddings: &self.embeddings, graph: &self.graph, hidden: None, assignment: &self.clusters.assignment }
-    }
-
     pub fn len(&self) -> usize {
         self.ids.len()
     }

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use ndarray::Array1;
 
-use super::{FirmMeta, FittedModel, Relation, View};
+use super::{FirmMeta, FittedModel, Relation};
 use crate::text::normalise;
 use crate::valuechain;
 
@@ -55,13 +55,6 @@ impl FittedModel {
         self.prepare_with(query, Relation::Any)
     }
 
-    /// [`FittedModel::prepare`] for suppliers or customers only.
-    pub fn prepare_with(&self, query: &Query, relation: Relation) -> PreparedQuery {
-        let mut prepared = self.prepare_in(&self.served(), query);
-        prepared.relation = relation;
-        prepared
-    }
-
     /// Whether `candidate` may be proposed for `query`: not an anchor's other
     /// listing, not a financial vehicle (unless asked for), and on the asked side
     /// of the value chain.
@@ -82,12 +75,13 @@ impl FittedModel {
         }
     }
 
-    pub(super) fn prepare_in(&self, view: &View, query: &Query) -> PreparedQuery {
+    /// [`FittedModel::prepare`] for suppliers or customers only.
+    pub fn prepare_with(&self, query: &Query, relation: Relation) -> PreparedQuery {
         let text = query.text.as_deref().filter(|t| !t.trim().is_empty()).map(|t| self.text.embed(t));
         let anchor_profile = (!query.anchors.is_empty()).then(|| {
             let mut sum = Array1::zeros(self.text.dim());
             for &anchor in &query.anchors {
-                sum += &view.embeddings.row(anchor as usize);
+                sum += &self.embeddings.row(anchor as usize);
             }
             normalise(sum.view_mut());
             sum
@@ -119,13 +113,12 @@ impl FittedModel {
                     .anchors
                     .iter()
                     .flat_map(|&a| self.firm_projects[a as usize].iter())
-                    .filter(|p| view.hidden.is_none_or(|hidden| !hidden.contains(p)))
                     .map(|&p| self.project_texts.vector(p))
                     .collect();
                 crate::projects::sum_unit(&own)
             }
         };
-        let similar_projects = self.similar_projects(view, &project_query);
+        let similar_projects = self.similar_projects(&project_query);
         let key_terms = match &query.text {
             Some(text) => self.text.key_terms(text, KEY_TERMS),
             None => Vec::new(),
@@ -133,13 +126,13 @@ impl FittedModel {
         PreparedQuery {
             key_terms,
             anchors: query.anchors.clone(),
-            relation: Relation::Any,
+            relation,
             text,
             anchor_profile,
             combined,
             cluster,
             rows,
-            partners_of_partners: view.graph.partners_of_partners(&query.anchors),
+            partners_of_partners: self.graph.partners_of_partners(&query.anchors),
             similar_projects,
             needs: joined(|m| &m.needs),
             offers: joined(|m| &m.offers),
@@ -150,10 +143,6 @@ impl FittedModel {
     /// partners, experienced firms of complementary sectors, and the most
     /// experienced firms overall. The service adds BM25 matches from the index.
     pub fn candidates(&self, query: &PreparedQuery, per_source: usize) -> Vec<u32> {
-        self.candidates_in(&self.served(), query, per_source)
-    }
-
-    pub(super) fn candidates_in(&self, view: &View, query: &PreparedQuery, per_source: usize) -> Vec<u32> {
         let mut seen: HashSet<u32> = query.anchors.iter().copied().collect();
         let mut out = Vec::new();
         let mut push = |firm: u32, out: &mut Vec<u32>| {
@@ -165,22 +154,15 @@ impl FittedModel {
             // Without any tie, firms like the anchor are most of what can be found
             // (no partners of partners, experienced firms or similar projects), so
             // the nearest profiles get the places those sources would have had.
-            let per_source = if self.graph_is_empty(view) { per_source * 2 } else { per_source };
+            let per_source = if self.graph_is_empty() { per_source * 2 } else { per_source };
             let probes = (self.clusters.lists.len() / 16).clamp(4, 32);
             let budget = (per_source * 20).max(2_000);
-            // Training views carry their own (title-cut) embeddings; serving scans the
-            // model's, through the fast lists.
-            let near = if view.hidden.is_some() {
-                self.clusters.neighbours(view.embeddings.view(), vector.view(), probes, budget, per_source)
-            } else {
-                self.clusters.nearest_firms(vector.view(), probes, budget, per_source)
-            };
-            for (firm, _) in near {
+            for (firm, _) in self.clusters.nearest_firms(vector.view(), probes, budget, per_source) {
                 push(firm, &mut out);
             }
         }
         for &anchor in &query.anchors {
-            for &(partner, _) in view.graph.partners(anchor) {
+            for &(partner, _) in self.graph.partners(anchor) {
                 push(partner, &mut out);
             }
         }
@@ -198,7 +180,7 @@ impl FittedModel {
         // of each, or, in a catalogue without ties (where experience says nothing),
         // those whose profiles are nearest the query, so that a brewery meets the
         // maltsters and glassworks that write about beer, not any farm or glassworks.
-        let day_one = self.graph_is_empty(view);
+        let day_one = self.graph_is_empty();
         for (row, _) in valuechain::table().partner_rows(&query.rows, 6) {
             let firms = &self.firms_by_row[row];
             let take = per_source / 6 + 1;
@@ -233,18 +215,18 @@ impl FittedModel {
         out
     }
 
-    /// Whether the tie graph of `view` holds no collaboration at all (a day-one catalogue).
-    fn graph_is_empty(&self, view: &View) -> bool {
-        self.experienced.is_empty() && view.hidden.is_none()
+    /// Whether the tie graph holds no collaboration at all (a day-one catalogue).
+    fn graph_is_empty(&self) -> bool {
+        self.experienced.is_empty()
     }
 
     /// Sums, per firm, the similarity of the query to the past collaborations it was
     /// in, over the most similar collaborations only.
-    fn similar_projects(&self, view: &View, query: &[(u32, f32)]) -> HashMap<u32, SimilarProjects> {
+    fn similar_projects(&self, query: &[(u32, f32)]) -> HashMap<u32, SimilarProjects> {
         const TOP: usize = 30;
         let mut out: HashMap<u32, SimilarProjects> = HashMap::new();
         // Best first, so a member's first project is its most similar one.
-        for (project, score) in self.project_texts.most_similar(query, view.hidden, TOP) {
+        for (project, score) in self.project_texts.most_similar(query, TOP) {
             for &member in &self.projects[project as usize] {
                 out.entry(member).and_modify(|similar| similar.sum += score).or_insert(SimilarProjects {
                     sum: score,

@@ -1,17 +1,16 @@
 //! Training data for the signal weights, by cross-fitting: held-out
-//! collaborations asked as queries against a view of the catalogue without them,
+//! collaborations asked as queries of a model fitted without them,
 //! and the pair signals the network model learns from.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
-use ndarray::Array1;
 use rand::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256Plus;
 use rayon::prelude::*;
 
+use super::FittedModel;
+use super::fit::TextFit;
 use super::query::{PreparedQuery, Query};
-use super::{FittedModel, View};
-use crate::graph::TieGraph;
 use crate::scoring::{Features, SIGNAL_COUNT, Signal, TrainingQuery};
 use crate::{Collaboration, Firm, valuechain};
 
@@ -66,90 +65,95 @@ pub(super) fn learn_among_pool(queries: Vec<PooledQuery>) -> Vec<TrainingQuery> 
 impl FittedModel {
     /// Labelled samples for the weights, by cross-fitting: in each fold a few
     /// collaborations are held out as queries (text = the title; anchor = a member
-    /// known from elsewhere, or none), and features are computed against a view
-    /// where held-out collaborations are not ties and their titles are cut from
-    /// their members' texts, so nothing a query asks for leaks into its own
-    /// features.
+    /// known from elsewhere, or none) and asked of a model fitted without them
+    /// ([`FittedModel::for_each_fold`]), so nothing a query asks for leaks into
+    /// its own features.
     pub(super) fn training_samples(
         &self,
         firms: &[Firm],
         collaborations: &[Collaboration],
         texts: &[String],
     ) -> TrainingSamples {
-        let eligible = collaborations
-            .iter()
-            .filter(|c| c.members.iter().filter(|m| self.lookup.contains_key(*m)).count() >= MIN_TRAINING_MEMBERS)
-            .count()
-            .min(self.params.training_queries);
-        let folds = training_folds(eligible, collaborations.len());
-        let per_fold = self.params.training_queries.div_ceil(folds);
-        let mut samples = TrainingSamples::default();
-        for fold in 0..folds {
-            for (anchored, opportunity, pairs) in self.fold_samples(fold, folds, per_fold, firms, collaborations, texts)
-            {
-                samples.anchored.push(anchored);
-                samples.opportunity.push(opportunity);
-                samples.pairs.push(pairs);
+        let mut per_fold: Vec<Vec<(PooledQuery, PooledQuery, TrainingQuery)>> = Vec::new();
+        self.for_each_fold(firms, collaborations, texts, |fold, held_out, model| {
+            if per_fold.len() <= fold {
+                per_fold.resize_with(fold + 1, Vec::new);
             }
+            per_fold[fold] = model.ask_held_out(fold, held_out);
+        });
+        let mut samples = TrainingSamples::default();
+        for (anchored, opportunity, pairs) in per_fold.into_iter().flatten() {
+            samples.anchored.push(anchored);
+            samples.opportunity.push(opportunity);
+            samples.pairs.push(pairs);
         }
         samples
     }
 
-    fn fold_samples(
+    /// Calls `visit(fold, held_out, model)` for each training fold with a model of
+    /// the catalogue as if its held-out collaborations had never happened: they
+    /// are not ties, not past projects, not in the kind statistics or the
+    /// experienced firms, and their titles are cut word by word
+    /// ([`crate::text::without_words`]) from their members' texts before the
+    /// vocabulary, embeddings, clusters and inferred sectors are fitted. Folds
+    /// hide few collaborations each (see [`training_folds`]), and refitting the
+    /// texts for each would cost a text fit per fold, so the texts are fitted once
+    /// per group of [`TEXT_FOLDS`], cut of every title the group holds out.
+    pub(super) fn for_each_fold(
         &self,
-        fold: usize,
-        folds: usize,
-        limit: usize,
         firms: &[Firm],
         collaborations: &[Collaboration],
         texts: &[String],
-    ) -> Vec<(PooledQuery, PooledQuery, TrainingQuery)> {
-        let mut held_out: Vec<&Collaboration> = collaborations
-            .iter()
-            .enumerate()
-            .filter(|(i, c)| {
-                i % folds == fold
-                    && c.members.iter().filter(|m| self.lookup.contains_key(*m)).count() >= MIN_TRAINING_MEMBERS
+        mut visit: impl FnMut(usize, &[&Collaboration], &FittedModel),
+    ) {
+        let eligible = collaborations.iter().filter(|c| self.trainable(c)).count().min(self.params.training_queries);
+        let folds = training_folds(eligible, collaborations.len());
+        let per_fold = self.params.training_queries.div_ceil(folds);
+        let held_out: Vec<Vec<&Collaboration>> = (0..folds)
+            .map(|fold| {
+                let mut held: Vec<&Collaboration> = collaborations
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, c)| i % folds == fold && self.trainable(c))
+                    .map(|(_, c)| c)
+                    .collect();
+                held.truncate(per_fold);
+                held
             })
-            .map(|(_, c)| c)
             .collect();
-        held_out.truncate(limit);
-        if held_out.is_empty() {
-            return Vec::new();
-        }
-        let held_ids: HashSet<&str> = held_out.iter().map(|c| c.id.as_str()).collect();
-        let hidden: HashSet<u32> = collaborations
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| held_ids.contains(c.id.as_str()))
-            .map(|(i, _)| i as u32)
-            .collect();
-        let kept: Vec<Vec<u32>> = collaborations
-            .iter()
-            .filter(|c| !held_ids.contains(c.id.as_str()))
-            .map(|c| c.members.iter().filter_map(|m| self.position(m)).collect::<Vec<u32>>())
-            .filter(|members| members.len() >= 2)
-            .collect();
-        let graph = TieGraph::build(firms.len(), &kept);
-        let mut cut: HashMap<u32, String> = HashMap::new();
-        for collaboration in &held_out {
-            let Some(title) = collaboration.title.as_deref() else { continue };
-            for member in collaboration.members.iter().filter_map(|m| self.position(m)) {
-                let text = cut.entry(member).or_insert_with(|| texts[member as usize].clone());
-                for part in title.split(". ").filter(|part| part.len() > 3) {
-                    *text = text.replace(part, " ");
+        let groups = TEXT_FOLDS.min(folds);
+        for group in 0..groups {
+            let folds: Vec<usize> = (group..folds).step_by(groups).filter(|&f| !held_out[f].is_empty()).collect();
+            if folds.is_empty() {
+                continue;
+            }
+            let mut cut: Vec<String> = texts.to_vec();
+            for collaboration in folds.iter().flat_map(|&f| &held_out[f]) {
+                let Some(title) = collaboration.title.as_deref() else { continue };
+                for member in collaboration.members.iter().filter_map(|m| self.position(m)) {
+                    cut[member as usize] = crate::text::without_words(&cut[member as usize], title);
                 }
             }
+            // Cutting can empty a small catalogue's vocabulary; that group then teaches nothing.
+            let Ok(text_fit) = TextFit::fit(firms, &cut, &self.params) else { continue };
+            for fold in folds {
+                let held_ids: HashSet<&str> = held_out[fold].iter().map(|c| c.id.as_str()).collect();
+                let kept: Vec<&Collaboration> =
+                    collaborations.iter().filter(|c| !held_ids.contains(c.id.as_str())).collect();
+                let model = FittedModel::assemble(firms, &kept, text_fit.clone(), self.generation, self.params.clone());
+                visit(fold, &held_out[fold], &model);
+            }
         }
-        let mut embeddings = self.embeddings.clone();
-        let changed: Vec<(u32, String)> = cut.into_iter().collect();
-        let vectors: Vec<Array1<f32>> = changed.par_iter().map(|(_, text)| self.text.embed(text)).collect();
-        let mut assignment = self.clusters.assignment.clone();
-        for ((firm, _), vector) in changed.iter().zip(vectors) {
-            assignment[*firm as usize] = self.clusters.nearest(vector.view(), 1)[0];
-            embeddings.row_mut(*firm as usize).assign(&vector);
-        }
-        let view = View { embeddings: &embeddings, graph: &graph, hidden: Some(&hidden), assignment: &assignment };
+    }
+
+    fn trainable(&self, collaboration: &Collaboration) -> bool {
+        collaboration.members.iter().filter(|m| self.lookup.contains_key(*m)).count() >= MIN_TRAINING_MEMBERS
+    }
+
+    /// The training samples of a fold's held-out collaborations, asked of the
+    /// fold's model (`self`): each ranked with an anchor, asked by its title
+    /// alone, and as member–member pairs.
+    fn ask_held_out(&self, fold: usize, held_out: &[&Collaboration]) -> Vec<(PooledQuery, PooledQuery, TrainingQuery)> {
         held_out
             .par_iter()
             .enumerate()
@@ -157,13 +161,14 @@ impl FittedModel {
                 let members: Vec<u32> = collaboration.members.iter().filter_map(|m| self.position(m)).collect();
                 let mut rng =
                     Xoshiro256Plus::seed_from_u64(self.params.seed.wrapping_add((fold * 1_000_003 + i) as u64));
+                let graph = &self.graph;
                 // The anchor is any member the catalogue already knows from elsewhere, as
                 // a real request's anchor is (a coordinator, seldom the consortium's hub).
                 let known: Vec<u32> = members.iter().copied().filter(|&m| graph.collaborations(m) > 0).collect();
                 let anchor = if known.is_empty() { members[0] } else { known[rng.gen_range(0..known.len())] };
-                let query = self.prepare_in(&view, &Query { anchors: vec![anchor], text: collaboration.title.clone() });
+                let query = self.prepare(&Query { anchors: vec![anchor], text: collaboration.title.clone() });
                 let member_set: HashSet<u32> = members.iter().copied().collect();
-                let (found, mut negatives) = self.pool_sample(&view, &query, &member_set, &mut rng);
+                let (found, mut negatives) = self.pool_sample(&query, &member_set, &mut rng);
                 for _ in 0..5 {
                     let firm = rng.gen_range(0..self.len() as u32);
                     if !member_set.contains(&firm) {
@@ -180,20 +185,16 @@ impl FittedModel {
                 let mut pairs = TrainingQuery::default();
                 for (i, &a) in partners.iter().enumerate().take(PAIR_SOURCES) {
                     pairs.positives.extend(
-                        partners
-                            .iter()
-                            .enumerate()
-                            .filter(|&(j, _)| j != i)
-                            .map(|(_, &b)| pair_features(&graph, self, a, b)),
+                        partners.iter().enumerate().filter(|&(j, _)| j != i).map(|(_, &b)| pair_features(self, a, b)),
                     );
-                    pairs.negatives.extend(negatives.iter().map(|&n| pair_features(&graph, self, a, n)));
+                    pairs.negatives.extend(negatives.iter().map(|&n| pair_features(self, a, n)));
                 }
-                let ranking = self.training_query(&view, &query, &partners, &found, &negatives);
+                let ranking = self.training_query(&query, &partners, &found, &negatives);
                 // The same collaboration asked for by its title alone: every member
                 // known from elsewhere is a partner to find.
-                let open = self.prepare_in(&view, &Query { anchors: Vec::new(), text: collaboration.title.clone() });
-                let (found, negatives) = self.pool_sample(&view, &open, &member_set, &mut rng);
-                let opportunity = self.training_query(&view, &open, &known, &found, &negatives);
+                let open = self.prepare(&Query { anchors: Vec::new(), text: collaboration.title.clone() });
+                let (found, negatives) = self.pool_sample(&open, &member_set, &mut rng);
+                let opportunity = self.training_query(&open, &known, &found, &negatives);
                 (ranking, opportunity, pairs)
             })
             .collect()
@@ -204,13 +205,12 @@ impl FittedModel {
     /// scores, not some other one.
     fn pool_sample(
         &self,
-        view: &View,
         query: &PreparedQuery,
         members: &HashSet<u32>,
         rng: &mut Xoshiro256Plus,
     ) -> (HashSet<u32>, Vec<u32>) {
         let (found, pool): (Vec<u32>, Vec<u32>) =
-            self.candidates_in(view, query, 150).into_iter().partition(|f| members.contains(f));
+            self.candidates(query, 150).into_iter().partition(|f| members.contains(f));
         let negatives = (0..30.min(pool.len())).map(|_| pool[rng.gen_range(0..pool.len())]).collect();
         (found.into_iter().collect(), negatives)
     }
@@ -219,7 +219,6 @@ impl FittedModel {
     /// it misses) and non-partners; see [`learn_among_pool`] for which partners count.
     fn training_query(
         &self,
-        view: &View,
         query: &PreparedQuery,
         partners: &[u32],
         found: &HashSet<u32>,
@@ -228,10 +227,10 @@ impl FittedModel {
         let (held, missed): (Vec<u32>, Vec<u32>) = partners.iter().partition(|m| found.contains(m));
         PooledQuery {
             query: TrainingQuery {
-                positives: held.into_iter().map(|m| self.features_in(view, query, m)).collect(),
-                negatives: negatives.iter().map(|&n| self.features_in(view, query, n)).collect(),
+                positives: held.into_iter().map(|m| self.features(query, m)).collect(),
+                negatives: negatives.iter().map(|&n| self.features(query, n)).collect(),
             },
-            missed: missed.into_iter().map(|m| self.features_in(view, query, m)).collect(),
+            missed: missed.into_iter().map(|m| self.features(query, m)).collect(),
         }
     }
 }
@@ -250,15 +249,18 @@ fn training_folds(eligible: usize, collaborations: usize) -> usize {
 const MAX_HIDDEN_SHARE: f64 = 0.02;
 const MAX_FOLDS: usize = 64;
 
+/// Groups of folds that share one fit of the texts, cut of every title the group
+/// holds out: a quarter of the training collaborations' titles per text fit.
+const TEXT_FOLDS: usize = 4;
+
 /// Partners per held-out collaboration whose pairs train the pair model.
 const PAIR_SOURCES: usize = 4;
 
 /// The pair signals between two firms, in the places of the ranking signals of
 /// the same meaning (the others stay zero): ties and value-chain strength.
-/// Training passes its held-out view's graph; networks pass the model's.
-pub fn pair_features(graph: &TieGraph, model: &FittedModel, a: u32, b: u32) -> Features {
+pub fn pair_features(model: &FittedModel, a: u32, b: u32) -> Features {
     let mut f = [0.0f32; SIGNAL_COUNT];
-    f[Signal::Ties as usize] = (graph.ties(a, b) as f32).ln_1p();
+    f[Signal::Ties as usize] = (model.graph.ties(a, b) as f32).ln_1p();
     let rows = |x: u32| model.meta[x as usize].rows.iter().map(|&r| r as usize).collect::<Vec<_>>();
     f[Signal::ValueChain as usize] = valuechain::table().strength(&rows(a), &rows(b)) * 10.0;
     f
@@ -291,7 +293,72 @@ impl FittedModel {
 #[cfg(test)]
 mod tests {
     use super::{PooledQuery, learn_among_pool, training_folds};
-    use crate::scoring::{SIGNAL_COUNT, TrainingQuery};
+    use crate::model::{FittedModel, ModelParams, Query};
+    use crate::scoring::{SIGNAL_COUNT, Signal, TrainingQuery};
+    use crate::{Collaboration, Firm, validate_profile};
+
+    /// 60 firms whose descriptions are their projects' titles (as CORDIS profiles
+    /// are), in 24 collaborations of five; each title has two words of its own.
+    fn catalogue() -> (Vec<Firm>, Vec<Collaboration>) {
+        let collaborations: Vec<Collaboration> = (0..24)
+            .map(|i| {
+                let mut members: Vec<String> = (0..5).map(|k| format!("f{:02}", (i * 7 + k * 12) % 60)).collect();
+                members.sort();
+                members.dedup();
+                let theme = ["solar energy storage", "food processing", "medical imaging"][i % 3];
+                Collaboration { id: format!("c{i}"), title: Some(format!("Zq{i}lumen Vx{i}orbit {theme}")), members }
+            })
+            .collect();
+        let firms = (0..60)
+            .map(|f| {
+                let id = format!("f{f:02}");
+                let titles: Vec<&str> = collaborations
+                    .iter()
+                    .filter(|c| c.members.contains(&id))
+                    .filter_map(|c| c.title.as_deref())
+                    .collect();
+                let description = format!("{}. Engineering and consulting.", titles.join(". "));
+                validate_profile(
+                    &serde_json::json!({"id": id, "name": format!("Firm {f}"), "description": description}),
+                )
+                .unwrap()
+            })
+            .collect();
+        (firms, collaborations)
+    }
+
+    #[test]
+    fn a_held_out_title_cannot_reach_its_members_features() {
+        let (firms, collaborations) = catalogue();
+        let model = FittedModel::fit(&firms, &collaborations, 1, ModelParams::default()).unwrap();
+        let texts: Vec<String> = firms.iter().map(Firm::text).collect();
+        let own_words =
+            |c: &Collaboration| c.title.as_deref().unwrap().split(' ').take(2).collect::<Vec<_>>().join(" ");
+        let similarity = |model: &FittedModel, c: &Collaboration| -> Vec<f32> {
+            let query = model.prepare(&Query { anchors: Vec::new(), text: Some(own_words(c)) });
+            c.members
+                .iter()
+                .map(|m| {
+                    let f = model.features(&query, model.position(m).unwrap());
+                    f[Signal::TextSimilarity as usize] + f[Signal::SimilarProjects as usize]
+                })
+                .collect()
+        };
+        // The served model knows every title: the control that this test can fail.
+        assert!(collaborations.iter().all(|c| similarity(&model, c).iter().all(|&s| s > 0.1)));
+        let mut asked = 0;
+        model.for_each_fold(&firms, &collaborations, &texts, |_, held_out, fold| {
+            for c in held_out {
+                asked += 1;
+                assert!(fold.text.sparse(&own_words(c)).is_empty(), "{} reached the fold's vocabulary", own_words(c));
+                assert!(similarity(fold, c).iter().all(|&s| s == 0.0), "{:?}", similarity(fold, c));
+                for member in c.members.iter().map(|m| model.position(m).unwrap()) {
+                    assert_eq!(fold.graph.collaborations(member) + 1, model.graph.collaborations(member));
+                }
+            }
+        });
+        assert_eq!(asked, collaborations.len());
+    }
 
     fn pooled(held: usize, missed: usize) -> PooledQuery {
         PooledQuery {

@@ -78,7 +78,7 @@ fn holdout_catalogue(dir: &Path, fold: usize) -> anyhow::Result<(Engine, Vec<Que
         let Some(cut) = org["id"].as_str().and_then(|id| titles.get(id)) else { continue };
         let mut description = org["description"].as_str().unwrap_or_default().to_string();
         for title in cut.iter().filter(|t| !t.is_empty()) {
-            description = description.replace(title.as_str(), "");
+            description = klynge_models::text::without_words(&description, title);
         }
         org["description"] = Value::String(description);
     }

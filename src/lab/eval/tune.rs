@@ -73,7 +73,7 @@ pub fn tune_networks(catalogue: &Path) -> anyhow::Result<()> {
                 if let (Some(parts), Some(description)) = (cut.get(id), profile["description"].as_str()) {
                     let mut text = description.to_string();
                     for part in parts {
-                        text = text.replace(part, " ");
+                        text = klynge_models::text::without_words(&text, part);
                     }
                     profile["description"] = json!(text);
                 }
