@@ -65,11 +65,18 @@ impl FittedModel {
         best
     }
 
-    /// The weights that rank candidates for `query`: the anchored ones, or the
-    /// opportunity-only ones when there is no anchor (and they could be learnt).
+    /// The weights that rank candidates for `query`: the anchored ones; the
+    /// opportunity-only ones when there is no anchor (and they could be learnt);
+    /// the shipped day-one defaults when no anchor has a collaboration on record.
+    /// The anchored weights are learnt on anchors known from past collaborations,
+    /// where who they worked with and how experienced a candidate is say most;
+    /// for a firm with no history (a listed company beside a catalogue of
+    /// research consortia) they would propose the most experienced research
+    /// bodies whatever the firm does, for no reason a manager could defend.
     pub fn weights_for(&self, query: &PreparedQuery) -> &Weights {
         match &self.opportunity_weights {
             Some(weights) if query.anchors.is_empty() => weights,
+            _ if !query.anchors.is_empty() && self.without_history(query) => &crate::scoring::default_weights().weights,
             _ => &self.weights,
         }
     }

@@ -154,7 +154,7 @@ impl FittedModel {
             // Without any tie, firms like the anchor are most of what can be found
             // (no partners of partners, experienced firms or similar projects), so
             // the nearest profiles get the places those sources would have had.
-            let per_source = if self.graph_is_empty() { per_source * 2 } else { per_source };
+            let per_source = if self.without_history(query) { per_source * 2 } else { per_source };
             let probes = (self.clusters.lists.len() / 16).clamp(4, 32);
             let budget = (per_source * 20).max(2_000);
             for (firm, _) in self.clusters.nearest_firms(vector.view(), probes, budget, per_source) {
@@ -180,7 +180,7 @@ impl FittedModel {
         // of each, or, in a catalogue without ties (where experience says nothing),
         // those whose profiles are nearest the query, so that a brewery meets the
         // maltsters and glassworks that write about beer, not any farm or glassworks.
-        let day_one = self.graph_is_empty();
+        let day_one = self.without_history(query);
         for (row, _) in valuechain::table().partner_rows(&query.rows, 6) {
             let firms = &self.firms_by_row[row];
             let take = per_source / 6 + 1;
@@ -207,7 +207,7 @@ impl FittedModel {
         // (experience counts in who joins a consortium) would lead every shortlist
         // with them, relevant or not. Experienced firms that are relevant still come
         // in through the text and similar-projects sources.
-        if !query.anchors.is_empty() {
+        if !query.anchors.is_empty() && !day_one {
             for &firm in self.experienced.iter().take(per_source / 2) {
                 push(firm, &mut out);
             }
@@ -215,9 +215,13 @@ impl FittedModel {
         out
     }
 
-    /// Whether the tie graph holds no collaboration at all (a day-one catalogue).
-    fn graph_is_empty(&self) -> bool {
+    /// Whether past collaborations can say nothing about `query`'s partners: the
+    /// catalogue has none (day one), or it asks for partners of anchors none of
+    /// which took part in one. Such a query is ranked like day one (the shipped
+    /// defaults, candidates from the text and the value chain).
+    pub fn without_history(&self, query: &PreparedQuery) -> bool {
         self.experienced.is_empty()
+            || (!query.anchors.is_empty() && query.anchors.iter().all(|&a| self.graph.collaborations(a) == 0))
     }
 
     /// Sums, per firm, the similarity of the query to the past collaborations it was

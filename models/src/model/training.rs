@@ -328,6 +328,23 @@ mod tests {
     }
 
     #[test]
+    fn an_anchor_without_history_is_ranked_like_day_one() {
+        let (mut firms, collaborations) = catalogue();
+        let newcomer = "A dairy: cheese, butter and cream from organic milk.";
+        firms.push(
+            validate_profile(&serde_json::json!({"id": "new", "name": "Dairy", "description": newcomer})).unwrap(),
+        );
+        let model = FittedModel::fit(&firms, &collaborations, 1, ModelParams::default()).unwrap();
+        assert!(model.weights_learnt);
+        let ask = |id: &str| model.prepare(&Query { anchors: vec![model.position(id).unwrap()], text: None });
+        let (new, known) = (ask("new"), ask(&collaborations[0].members[0]));
+        assert!(model.without_history(&new) && !model.without_history(&known));
+        let defaults = &crate::scoring::default_weights().weights;
+        assert_eq!(model.weights_for(&new).coefficients, defaults.coefficients);
+        assert_eq!(model.weights_for(&known).coefficients, model.weights.coefficients);
+    }
+
+    #[test]
     fn a_held_out_title_cannot_reach_its_members_features() {
         let (firms, collaborations) = catalogue();
         let model = FittedModel::fit(&firms, &collaborations, 1, ModelParams::default()).unwrap();
