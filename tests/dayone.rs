@@ -66,6 +66,14 @@ async fn day_one_partners_skip_vehicles_and_twins_and_keep_the_asked_side() {
     let suppliers = ids(&reply.json());
     assert!(suppliers.contains(&"farm".to_string()), "{suppliers:?}");
     assert!(!suppliers.contains(&"shop".to_string()), "a shop does not supply a dairy: {suppliers:?}");
+    // Each is there for its input-output link, and says so, whatever its weight.
+    for partner in reply.json()["partners"].as_array().unwrap() {
+        let reasons = partner["reasons"].as_array().unwrap();
+        assert!(
+            reasons.iter().any(|r| r["text"].as_str().unwrap().starts_with("value-chain supplier: C10 buys")),
+            "{partner}"
+        );
+    }
 
     let reply = app.get("/v1/firms/dairy/partners?k=20&relation=customer").await;
     reply.assert_status(200);

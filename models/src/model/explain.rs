@@ -50,25 +50,7 @@ impl FittedModel {
                     }
                     None => "its offers and needs fit yours".to_string(),
                 },
-                Signal::ValueChain => match self.sector_link(query, meta) {
-                    Some(link) => {
-                        let role = if link.candidate_supplies { "supplier" } else { "customer" };
-                        let inferred = match (meta.sectors_inferred, meta.sector_confidence) {
-                            (true, Some(confidence)) => {
-                                format!(" (sector inferred from its text, confidence {confidence:.2})")
-                            }
-                            (true, None) => " (sector inferred from its text)".to_string(),
-                            (false, _) => String::new(),
-                        };
-                        format!(
-                            "value-chain {role}: {} buys {:.1} % of its inputs from {}{inferred}",
-                            link.buyer,
-                            link.coefficient * 100.0,
-                            link.supplier
-                        )
-                    }
-                    None => "its sector complements yours".to_string(),
-                },
+                Signal::ValueChain => self.value_chain_reason(query, meta),
                 Signal::Ties => {
                     let count: u32 = query.anchors.iter().map(|&a| self.graph.ties(a, candidate) as u32).sum();
                     format!(
@@ -109,7 +91,31 @@ impl FittedModel {
             };
             reasons.push(Reason { signal: crate::scoring::SIGNALS[signal].name(), text });
         }
+        // Asked for suppliers or customers, the link is why the firm is on the list,
+        // whatever its weight in the score.
+        let value_chain = Signal::ValueChain.name();
+        if query.relation != Relation::Any && reasons.iter().all(|r| r.signal != value_chain) {
+            reasons.push(Reason { signal: value_chain, text: self.value_chain_reason(query, meta) });
+        }
         reasons
+    }
+
+    fn value_chain_reason(&self, query: &PreparedQuery, meta: &FirmMeta) -> String {
+        let Some(link) = self.sector_link(query, meta) else {
+            return "its sector complements yours".to_string();
+        };
+        let role = if link.candidate_supplies { "supplier" } else { "customer" };
+        let inferred = match (meta.sectors_inferred, meta.sector_confidence) {
+            (true, Some(confidence)) => format!(" (sector inferred from its text, confidence {confidence:.2})"),
+            (true, None) => " (sector inferred from its text)".to_string(),
+            (false, _) => String::new(),
+        };
+        format!(
+            "value-chain {role}: {} buys {:.1} % of its inputs from {}{inferred}",
+            link.buyer,
+            link.coefficient * 100.0,
+            link.supplier
+        )
     }
 
     /// The strongest supplier/customer relation between the query's sectors and a firm's.
