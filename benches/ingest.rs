@@ -20,6 +20,7 @@ use criterion::{BatchSize, Criterion, SamplingMode, Throughput, criterion_group,
 use klynge::ingest::{Format, parse_items, validate_items};
 use klynge_index::{FirmIndex, SearchRequest};
 use klynge_models::SizeClass;
+use klynge_models::model::ProfileFilter;
 
 /// Profiles per commit, as in `klynge ingest`.
 const CHUNK: usize = 5_000;
@@ -102,20 +103,26 @@ fn benches(c: &mut Criterion) {
         ),
         (
             "text_cloud_software_country_us",
-            SearchRequest { query: text("cloud software"), country: text("US"), ..Default::default() },
+            SearchRequest {
+                query: text("cloud software"),
+                filter: ProfileFilter { country: text("US"), ..Default::default() },
+                ..Default::default()
+            },
         ),
         (
             "text_biotech_sector_c21_sme",
             SearchRequest {
                 query: text("oncology antibodies"),
-                sector: text("C21"),
-                sme: Some(true),
+                filter: ProfileFilter { sector: text("C21"), sme: Some(true), ..Default::default() },
                 ..Default::default()
             },
         ),
         (
             "filters_only_country_jp_size_small",
-            SearchRequest { country: text("JP"), size: Some(SizeClass::Small), ..Default::default() },
+            SearchRequest {
+                filter: ProfileFilter { country: text("JP"), size: Some(SizeClass::Small), ..Default::default() },
+                ..Default::default()
+            },
         ),
         (
             "text_logistics_offset_100",

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::api::{blocking, json_bytes, read_body};
-use crate::engine::{SearchRequest, StoredFirm};
+use crate::engine::{ProfileFilter, SearchRequest, StoredFirm};
 use crate::error::{ApiError, ErrorCode};
 use crate::ingest::{self, Format, now_rfc3339, profile_response};
 use crate::state::AppState;
@@ -251,16 +251,34 @@ fn search_request(params: SearchParams) -> Result<SearchRequest, ApiError> {
     if params.q.as_ref().is_some_and(|q| q.chars().count() > 1000) {
         return Err(ApiError::invalid("q", "q must be at most 1000 characters"));
     }
-    Ok(SearchRequest {
-        query: params.q,
-        kind: params.kind.as_deref().map(parse_kind).transpose()?,
-        country: params.country.as_deref().map(parse_country).transpose()?,
-        region: params.region.as_deref().map(parse_region).transpose()?,
-        sector: params.sector.as_deref().map(parse_sector).transpose()?,
-        size: params.size.as_deref().map(parse_size).transpose()?,
-        sme: params.sme,
-        limit,
-        offset,
+    let filter = profile_filter(
+        params.kind.as_deref(),
+        params.country.as_deref(),
+        params.region.as_deref(),
+        params.sector.as_deref(),
+        params.size.as_deref(),
+        params.sme,
+    )?;
+    Ok(SearchRequest { query: params.q, filter, limit, offset })
+}
+
+/// The profile filter of a search or a recommendation, each field checked and
+/// normalised (a bad one is 422 naming it).
+pub fn profile_filter(
+    kind: Option<&str>,
+    country: Option<&str>,
+    region: Option<&str>,
+    sector: Option<&str>,
+    size: Option<&str>,
+    sme: Option<bool>,
+) -> Result<ProfileFilter, ApiError> {
+    Ok(ProfileFilter {
+        kind: kind.map(parse_kind).transpose()?,
+        country: country.map(parse_country).transpose()?,
+        region: region.map(parse_region).transpose()?,
+        sector: sector.map(parse_sector).transpose()?,
+        size: size.map(parse_size).transpose()?,
+        sme,
     })
 }
 

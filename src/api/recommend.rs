@@ -9,11 +9,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::IntoParams;
 
-use crate::api::firms::{
-    checked_id, parse_country, parse_kind, parse_region, parse_sector, parse_size, request_digest,
-};
+use crate::api::firms::{checked_id, profile_filter, request_digest};
 use crate::api::{blocking, json_bytes, read_body};
-use crate::engine::{Filters, Partner, Relation, Shortlist, ShortlistRequest};
+use crate::engine::{Filters, Partner, ProfileFilter, Relation, Shortlist, ShortlistRequest};
 use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
 
@@ -106,16 +104,15 @@ pub async fn partners(
         })
         .transpose()?
         .unwrap_or_default();
-    let mut filters = filters(
-        params.kind,
-        params.country,
-        params.region,
-        params.sector,
-        params.size,
+    let profile = profile_filter(
+        params.kind.as_deref(),
+        params.country.as_deref(),
+        params.region.as_deref(),
+        params.sector.as_deref(),
+        params.size.as_deref(),
         params.sme,
-        exclude,
-        params.min_score,
     )?;
+    let mut filters = filters(profile, exclude, params.min_score)?;
     filters.relation = parse_relation(params.relation.as_deref())?;
     filters.include_financial_vehicles = params.include_financial_vehicles.unwrap_or(false);
     let request = ShortlistRequest { anchors: vec![id.clone()], opportunity: None, k: checked_k(params.k)?, filters };
@@ -146,8 +143,15 @@ pub async fn shortlist(
         .map(|id| checked_id(id).map_err(|e| e.with_field("anchor")))
         .collect::<Result<Vec<_>, _>>()?;
     let exclude = body.exclude.iter().map(|id| checked_exclude(id)).collect::<Result<Vec<_>, _>>()?;
-    let mut filters =
-        filters(body.kind, body.country, body.region, body.sector, body.size, body.sme, exclude, body.min_score)?;
+    let profile = profile_filter(
+        body.kind.as_deref(),
+        body.country.as_deref(),
+        body.region.as_deref(),
+        body.sector.as_deref(),
+        body.size.as_deref(),
+        body.sme,
+    )?;
+    let mut filters = filters(profile, exclude, body.min_score)?;
     filters.relation = parse_relation(body.relation.as_deref())?;
     filters.include_financial_vehicles = body.include_financial_vehicles;
     let request = ShortlistRequest { anchors, opportunity: Some(opportunity), k: checked_k(body.k)?, filters };
@@ -253,17 +257,7 @@ fn checked_exclude(id: &str) -> Result<String, ApiError> {
     checked_id(id).map_err(|error| error.with_field("exclude"))
 }
 
-#[allow(clippy::too_many_arguments)]
-fn filters(
-    kind: Option<String>,
-    country: Option<String>,
-    region: Option<String>,
-    sector: Option<String>,
-    size: Option<String>,
-    sme: Option<bool>,
-    exclude: Vec<String>,
-    min_score: Option<f64>,
-) -> Result<Filters, ApiError> {
+fn filters(profile: ProfileFilter, exclude: Vec<String>, min_score: Option<f64>) -> Result<Filters, ApiError> {
     // Read and checked as f64: as f32, a tiny negative like -1e-248 rounds to
     // -0.0 and would pass the check the spec (minimum 0) says it fails.
     let min_score = min_score.unwrap_or(0.0);
@@ -274,17 +268,7 @@ fn filters(
     if exclude.len() > 1000 {
         return Err(ApiError::invalid("exclude", "at most 1000 excluded ids"));
     }
-    Ok(Filters {
-        kind: kind.as_deref().map(parse_kind).transpose()?,
-        country: country.as_deref().map(parse_country).transpose()?,
-        region: region.as_deref().map(parse_region).transpose()?,
-        sector: sector.as_deref().map(parse_sector).transpose()?,
-        size: size.as_deref().map(parse_size).transpose()?,
-        sme,
-        exclude,
-        min_score,
-        ..Default::default()
-    })
+    Ok(Filters { profile, exclude, min_score, ..Default::default() })
 }
 
 /// Reads a JSON body into `T`: syntax errors are 400, wrong fields or types 422

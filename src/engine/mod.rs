@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use klynge_index::{FirmIndex, IndexError};
 use klynge_models::model::{FittedModel, ModelParams, Query, Reason};
 use klynge_models::scoring::{SIGNALS, Signal};
-use klynge_models::{Collaboration, Kind, SizeClass};
+use klynge_models::{Collaboration, Kind};
 use serde::Serialize;
 
 use crate::feedback::FeedbackStore;
@@ -29,7 +29,7 @@ pub use shortlist::group_relevance;
 /// Vocabulary of the use-cases' requests, shared with their callers (the API)
 /// so those need not reach into the index or the model code for it.
 pub use klynge_index::{SearchRequest, StoredFirm};
-pub use klynge_models::model::Relation;
+pub use klynge_models::model::{ProfileFilter, Relation};
 
 pub struct Engine {
     index: Arc<FirmIndex>,
@@ -66,12 +66,8 @@ pub enum EngineError {
 /// Filters every recommendation accepts.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Filters {
-    pub kind: Option<Kind>,
-    pub country: Option<String>,
-    pub region: Option<String>,
-    pub sector: Option<String>,
-    pub size: Option<SizeClass>,
-    pub sme: Option<bool>,
+    #[serde(flatten)]
+    pub profile: ProfileFilter,
     pub exclude: Vec<String>,
     pub min_score: f32,
     /// Suppliers or customers only, by the direction of the input-output link.
@@ -82,12 +78,7 @@ pub struct Filters {
 
 impl Filters {
     pub fn is_empty(&self) -> bool {
-        self.kind.is_none()
-            && self.country.is_none()
-            && self.region.is_none()
-            && self.sector.is_none()
-            && self.size.is_none()
-            && self.sme.is_none()
+        self.profile.is_empty()
             && self.exclude.is_empty()
             && self.min_score <= 0.0
             && self.relation == Relation::Any

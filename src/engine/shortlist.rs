@@ -153,16 +153,7 @@ impl Engine {
     }
 
     pub fn passes(&self, model: &FittedModel, candidate: u32, filters: &Filters) -> bool {
-        let meta = &model.meta[candidate as usize];
-        filters.kind.is_none_or(|kind| meta.kind == kind)
-            && filters.country.as_ref().is_none_or(|c| meta.country.as_ref() == Some(c))
-            && filters
-                .region
-                .as_ref()
-                .is_none_or(|r| meta.region.as_ref().is_some_and(|own| own.starts_with(r.as_str())))
-            && filters.sector.as_ref().is_none_or(|s| meta.sectors.iter().any(|own| own.starts_with(s.as_str())))
-            && filters.sme.is_none_or(|sme| meta.sme == sme)
-            && filters.size.is_none_or(|size| meta.size == Some(size))
+        filters.profile.matches(&model.meta[candidate as usize])
     }
 
     pub fn partner(&self, model: &FittedModel, query: &PreparedQuery, candidate: u32) -> Partner {

@@ -9,17 +9,12 @@ use tantivy::{TantivyDocument, Term};
 
 use super::{FIRM, FirmIndex, IndexError, StoredFirm};
 use crate::schema::language_slot;
-use klynge_models::{Kind, SizeClass};
+use klynge_models::model::ProfileFilter;
 
 #[derive(Debug, Clone, Default)]
 pub struct SearchRequest {
     pub query: Option<String>,
-    pub kind: Option<Kind>,
-    pub country: Option<String>,
-    pub region: Option<String>,
-    pub sector: Option<String>,
-    pub size: Option<SizeClass>,
-    pub sme: Option<bool>,
+    pub filter: ProfileFilter,
     pub limit: usize,
     pub offset: usize,
 }
@@ -55,13 +50,14 @@ impl FirmIndex {
             Some(query) => clauses.push((Occur::Must, query.box_clone())),
             None => clauses.push((Occur::Must, Box::new(AllQuery))),
         }
+        let filter = &request.filter;
         let filters = [
-            (fields.kind, request.kind.map(|kind| kind.as_str().to_string())),
-            (fields.country, request.country.clone()),
-            (fields.region, request.region.clone()),
-            (fields.sector, request.sector.clone()),
-            (fields.size, request.size.map(|size| size.as_str().to_string())),
-            (fields.sme, request.sme.map(|sme| sme.to_string())),
+            (fields.kind, filter.kind.map(|kind| kind.as_str().to_string())),
+            (fields.country, filter.country.clone()),
+            (fields.region, filter.region.clone()),
+            (fields.sector, filter.sector.clone()),
+            (fields.size, filter.size.map(|size| size.as_str().to_string())),
+            (fields.sme, filter.sme.map(|sme| sme.to_string())),
         ];
         for (field, value) in filters {
             if let Some(value) = value {

@@ -109,6 +109,36 @@ impl FirmMeta {
     }
 }
 
+/// The profile fields a search or a recommendation can be narrowed to: one
+/// type for the index's search and the model's candidates, so both read the
+/// same filter the same way (region and sector match as prefixes).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ProfileFilter {
+    pub kind: Option<crate::Kind>,
+    pub country: Option<String>,
+    /// A NUTS code or prefix.
+    pub region: Option<String>,
+    /// A NACE code or prefix.
+    pub sector: Option<String>,
+    pub size: Option<crate::SizeClass>,
+    pub sme: Option<bool>,
+}
+
+impl ProfileFilter {
+    pub fn is_empty(&self) -> bool {
+        *self == ProfileFilter::default()
+    }
+
+    pub fn matches(&self, meta: &FirmMeta) -> bool {
+        self.kind.is_none_or(|kind| meta.kind == kind)
+            && self.country.as_ref().is_none_or(|c| meta.country.as_ref() == Some(c))
+            && self.region.as_ref().is_none_or(|r| meta.region.as_ref().is_some_and(|own| own.starts_with(r.as_str())))
+            && self.sector.as_ref().is_none_or(|s| meta.sectors.iter().any(|own| own.starts_with(s.as_str())))
+            && self.sme.is_none_or(|sme| meta.sme == sme)
+            && self.size.is_none_or(|size| meta.size == Some(size))
+    }
+}
+
 /// Which side of the value chain a request wants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
