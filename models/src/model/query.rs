@@ -181,16 +181,30 @@ impl FittedModel {
         // those whose profiles are nearest the query, so that a brewery meets the
         // maltsters and glassworks that write about beer, not any farm or glassworks.
         let day_one = self.without_history(query);
+        // A sector's firms nearest the query lie in the clusters nearest it: only
+        // the nearest quarter of the clusters is scanned (the whole sector when
+        // they hold too few of its firms). Scanning each linked sector's 2,000
+        // firms was most of a day-one request's time.
+        let near_clusters: Option<Vec<bool>> = query.combined.as_ref().filter(|_| day_one).map(|vector| {
+            let mut near = vec![false; self.clusters.lists.len()];
+            for cluster in self.clusters.nearest(vector.view(), (self.clusters.lists.len() / 4).max(1)) {
+                near[cluster as usize] = true;
+            }
+            near
+        });
         for (row, _) in valuechain::table().partner_rows(&query.rows, 6) {
             let firms = &self.firms_by_row[row];
             let take = per_source / 6 + 1;
-            match (&query.combined, day_one) {
-                (Some(vector), true) => {
-                    for (firm, _) in self.clusters.nearest_among(
-                        firms,
-                        vector.as_slice().expect("owned vectors are contiguous"),
-                        take,
-                    ) {
+            match (&query.combined, &near_clusters) {
+                (Some(vector), Some(near)) => {
+                    let nearby: Vec<u32> = firms
+                        .iter()
+                        .copied()
+                        .filter(|&f| near[self.clusters.assignment[f as usize] as usize])
+                        .collect();
+                    let scanned = if nearby.len() >= take { &nearby } else { firms };
+                    let query = vector.as_slice().expect("owned vectors are contiguous");
+                    for (firm, _) in self.clusters.nearest_among(scanned, query, take) {
                         push(firm, &mut out);
                     }
                 }
