@@ -74,15 +74,14 @@ impl FittedModel {
         collaborations: &[Collaboration],
         texts: &[String],
     ) -> TrainingSamples {
-        let mut per_fold: Vec<Vec<(PooledQuery, PooledQuery, TrainingQuery)>> = Vec::new();
+        let mut asked: Vec<(usize, Vec<(PooledQuery, PooledQuery, TrainingQuery)>)> = Vec::new();
         self.for_each_fold(firms, collaborations, texts, |fold, held_out, model| {
-            if per_fold.len() <= fold {
-                per_fold.resize_with(fold + 1, Vec::new);
-            }
-            per_fold[fold] = model.ask_held_out(fold, held_out);
+            asked.push((fold, model.ask_held_out(fold, held_out)));
         });
+        // Folds are visited by text group; the samples keep the folds' order.
+        asked.sort_by_key(|(fold, _)| *fold);
         let mut samples = TrainingSamples::default();
-        for (anchored, opportunity, pairs) in per_fold.into_iter().flatten() {
+        for (anchored, opportunity, pairs) in asked.into_iter().flat_map(|(_, samples)| samples) {
             samples.anchored.push(anchored);
             samples.opportunity.push(opportunity);
             samples.pairs.push(pairs);
