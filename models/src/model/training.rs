@@ -37,6 +37,10 @@ pub(super) struct PooledQuery {
     missed: Vec<Features>,
 }
 
+/// One held-out collaboration as training data: asked with an anchor, asked by
+/// its title alone, and its member–member pairs.
+type Asked = (PooledQuery, PooledQuery, TrainingQuery);
+
 /// Below this share of the held-out partners in their pools, the pool is not
 /// what finds partners in this catalogue and learning among it has too little
 /// to learn from (the synthetic catalogues: under 1 %; CORDIS: 62 %).
@@ -74,7 +78,7 @@ impl FittedModel {
         collaborations: &[Collaboration],
         texts: &[String],
     ) -> TrainingSamples {
-        let mut asked: Vec<(usize, Vec<(PooledQuery, PooledQuery, TrainingQuery)>)> = Vec::new();
+        let mut asked: Vec<(usize, Vec<Asked>)> = Vec::new();
         self.for_each_fold(firms, collaborations, texts, |fold, held_out, model| {
             asked.push((fold, model.ask_held_out(fold, held_out)));
         });
@@ -152,7 +156,7 @@ impl FittedModel {
     /// The training samples of a fold's held-out collaborations, asked of the
     /// fold's model (`self`): each ranked with an anchor, asked by its title
     /// alone, and as member–member pairs.
-    fn ask_held_out(&self, fold: usize, held_out: &[&Collaboration]) -> Vec<(PooledQuery, PooledQuery, TrainingQuery)> {
+    fn ask_held_out(&self, fold: usize, held_out: &[&Collaboration]) -> Vec<Asked> {
         held_out
             .par_iter()
             .enumerate()
