@@ -125,10 +125,10 @@ impl ValueChain {
     }
 
     /// The strongest coefficient between two sets of rows, without building a link.
-    pub fn strength(&self, focal: &[usize], candidate: &[usize]) -> f32 {
+    pub fn strength<C: Copy + Into<usize>>(&self, focal: &[usize], candidate: &[C]) -> f32 {
         let mut best = 0.0f32;
         for &f in focal {
-            for &c in candidate {
+            for c in candidate.iter().map(|&c| c.into()) {
                 if f != c {
                     best = best.max(self.coefficient(c, f)).max(self.coefficient(f, c));
                 }
@@ -141,8 +141,20 @@ impl ValueChain {
     /// when `candidate_supplies`, buying from it otherwise — counting a sector's
     /// use of its own products too: asked for suppliers, a maker of electronics
     /// should meet the makers of its components, who share its division.
-    pub fn directed_strength(&self, focal: &[usize], candidate: &[usize], candidate_supplies: bool) -> f32 {
-        self.best_directed_link(focal, candidate, candidate_supplies).map_or(0.0, |link| link.coefficient)
+    pub fn directed_strength<C: Copy + Into<usize>>(
+        &self,
+        focal: &[usize],
+        candidate: &[C],
+        candidate_supplies: bool,
+    ) -> f32 {
+        let mut best = 0.0f32;
+        for &f in focal {
+            for c in candidate.iter().map(|&c| c.into()) {
+                let (supplier, buyer) = if candidate_supplies { (c, f) } else { (f, c) };
+                best = best.max(self.coefficient(supplier, buyer));
+            }
+        }
+        best
     }
 
     /// The link behind [`ValueChain::directed_strength`].

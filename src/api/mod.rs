@@ -93,6 +93,37 @@ where
     tokio::task::spawn_blocking(work).await?
 }
 
+/// Runs a recommendation (retrieval, scoring, explanation) on the query pool:
+/// one thread per core, off the executor like [`blocking`]. Under load the
+/// blocking pool grows a thread per request in flight (32 connections, 32
+/// threads on 2 cores), and their switching and cache misses were a tenth of an
+/// uncached request; a pool the size of the machine queues them instead. Kept
+/// apart from the global rayon pool, which fitting and the batch refresh fill.
+pub async fn query<T, F>(work: F) -> Result<T, ApiError>
+where
+    F: FnOnce() -> Result<T, ApiError> + Send + 'static,
+    T: Send + 'static,
+{
+    static POOL: std::sync::OnceLock<rayon::ThreadPool> = std::sync::OnceLock::new();
+    let pool = POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .thread_name(|i| format!("klynge-query-{i}"))
+            .build()
+            .expect("the query pool starts")
+    });
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    pool.spawn(move || {
+        // A panic is this request's 500, as on the blocking pool, not the process's end.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
+        let _ = sender.send(outcome);
+    });
+    match receiver.await {
+        Ok(Ok(result)) => result,
+        Ok(Err(_)) => Err(ApiError::internal("a query panicked")),
+        Err(closed) => Err(ApiError::internal(closed)),
+    }
+}
+
 /// Reads the whole body, refusing it with a JSON 413 as soon as it passes the limit
 /// (before reading it all when `Content-Length` already says so).
 pub async fn read_body(request: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<web::Bytes, ApiError> {

@@ -13,7 +13,7 @@ use serde_json::json;
 
 use crate::api::firms::{checked_id, parse_country, parse_region, parse_sector, request_digest, shown};
 use crate::api::recommend::parse_json_body;
-use crate::api::{X_CACHE, blocking};
+use crate::api::{X_CACHE, query};
 use crate::error::ApiError;
 use crate::networks::{NetworkRequest, NetworkResponse, STAGES};
 use crate::state::AppState;
@@ -162,7 +162,7 @@ pub async fn around(
     let rejected = crate::api::feedback::rejected_for(&state, std::slice::from_ref(&id), None);
     if state.engine.precomputed_is_fresh() {
         let (engine, firm, exclude) = (state.engine.clone(), id.clone(), rejected.clone());
-        let precomputed = blocking(move || {
+        let precomputed = query(move || {
             engine
                 .precomputed_network(&firm, &exclude)
                 .transpose()
@@ -194,9 +194,9 @@ async fn cached_network(
     if let Some(body) = state.cache.get(&key).await {
         return Ok((body, "hit"));
     }
-    let body = blocking(move || {
+    let body = query(move || {
         if let Some(id) = &firm
-            && engine.firm(id)?.is_none()
+            && !engine.missing_firms([id])?.is_empty()
         {
             return Err(ApiError::not_found(format!("no firm with id `{id}`")));
         }

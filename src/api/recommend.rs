@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::IntoParams;
 
 use crate::api::firms::{checked_id, profile_filter, request_digest};
-use crate::api::{blocking, json_bytes, read_body};
+use crate::api::{json_bytes, query, read_body};
 use crate::engine::{Filters, Partner, ProfileFilter, Relation, Shortlist, ShortlistRequest};
 use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
@@ -172,7 +172,7 @@ async fn respond(
         && engine.precomputed_is_fresh()
     {
         let (engine, request) = (engine.clone(), request.clone());
-        let precomputed = blocking(move || {
+        let precomputed = query(move || {
             Ok(engine.precomputed_shortlist(&id, &request).map(|shortlist| shortlist_body(&shortlist, Some(id))))
         })
         .await?;
@@ -186,9 +186,11 @@ async fn respond(
     if let Some(body) = state.cache.get(&key).await {
         return Ok(json_bytes(body, "hit"));
     }
-    let body = blocking(move || {
+    let body = query(move || {
+        // Asked of the id term, not by loading the stored profile: that read was a
+        // twentieth of an uncached request.
         if let Some(id) = &firm
-            && engine.firm(id)?.is_none()
+            && !engine.missing_firms([id])?.is_empty()
         {
             return Err(ApiError::not_found(format!("no firm with id `{id}`")));
         }

@@ -23,10 +23,9 @@ impl FittedModel {
             f[Signal::TextMatch as usize] = profile.dot(&embedding);
         }
         f[Signal::OfferNeed as usize] = self.offer_need(query, c);
-        let rows: Vec<usize> = meta.rows.iter().map(|&r| r as usize).collect();
         f[Signal::ValueChain as usize] = match query.relation {
-            Relation::Any => valuechain::table().strength(&query.rows, &rows),
-            relation => valuechain::table().directed_strength(&query.rows, &rows, relation == Relation::Supplier),
+            Relation::Any => valuechain::table().strength(&query.rows, &meta.rows),
+            relation => valuechain::table().directed_strength(&query.rows, &meta.rows, relation == Relation::Supplier),
         } * 10.0;
         let ties: u32 = query.anchors.iter().map(|&a| self.graph.ties(a, candidate) as u32).sum();
         f[Signal::Ties as usize] = (ties as f32).ln_1p();

@@ -69,8 +69,7 @@ impl FittedModel {
         match query.relation {
             Relation::Any => true,
             relation => {
-                let rows: Vec<usize> = meta.rows.iter().map(|&r| r as usize).collect();
-                valuechain::table().directed_strength(&query.rows, &rows, relation == Relation::Supplier) > 0.0
+                valuechain::table().directed_strength(&query.rows, &meta.rows, relation == Relation::Supplier) > 0.0
             }
         }
     }
