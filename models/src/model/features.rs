@@ -14,7 +14,7 @@ impl FittedModel {
     pub fn features(&self, query: &PreparedQuery, candidate: u32) -> Features {
         let mut f = [0.0f32; SIGNAL_COUNT];
         let c = candidate as usize;
-        let meta = &self.meta[c];
+        let hot = self.hot.get(candidate);
         let embedding = self.embeddings.row(c);
         if let Some(text) = &query.text {
             f[Signal::TextSimilarity as usize] = text.dot(&embedding);
@@ -23,29 +23,24 @@ impl FittedModel {
             f[Signal::TextMatch as usize] = profile.dot(&embedding);
         }
         f[Signal::OfferNeed as usize] = self.offer_need(query, c);
+        let rows = self.hot.rows(candidate);
         f[Signal::ValueChain as usize] = match query.relation {
-            Relation::Any => valuechain::table().strength(&query.rows, &meta.rows),
-            relation => valuechain::table().directed_strength(&query.rows, &meta.rows, relation == Relation::Supplier),
+            Relation::Any => valuechain::table().strength(&query.rows, rows),
+            relation => valuechain::table().directed_strength(&query.rows, rows, relation == Relation::Supplier),
         } * 10.0;
         let ties: u32 = query.anchors.iter().map(|&a| self.graph.ties(a, candidate) as u32).sum();
         f[Signal::Ties as usize] = (ties as f32).ln_1p();
         f[Signal::PartnersOfPartners as usize] =
             query.partners_of_partners.get(&candidate).map_or(0.0, |(weight, _)| weight.ln_1p());
         f[Signal::KindFit as usize] = if query.anchors.is_empty() {
-            self.kind_prior[meta.kind.index()]
+            self.kind_prior[hot.kind.index()]
         } else {
-            query
-                .anchors
-                .iter()
-                .map(|&a| self.kind_lift[self.meta[a as usize].kind.index()][meta.kind.index()])
-                .sum::<f32>()
+            query.anchors.iter().map(|&a| self.kind_lift[self.hot.get(a).kind.index()][hot.kind.index()]).sum::<f32>()
                 / query.anchors.len() as f32
         };
-        let anchors = || query.anchors.iter().map(|&a| &self.meta[a as usize]);
-        f[Signal::SameRegion as usize] =
-            anchors().any(|a| a.region2().is_some() && a.region2() == meta.region2()) as u8 as f32;
-        f[Signal::SameCountry as usize] =
-            anchors().any(|a| a.country.is_some() && a.country == meta.country) as u8 as f32;
+        let anchors = || query.anchors.iter().map(|&a| self.hot.get(a));
+        f[Signal::SameRegion as usize] = anchors().any(|a| a.region2 != 0 && a.region2 == hot.region2) as u8 as f32;
+        f[Signal::SameCountry as usize] = anchors().any(|a| a.country != 0 && a.country == hot.country) as u8 as f32;
         f[Signal::Experience as usize] = (self.graph.collaborations(candidate) as f32).ln_1p();
         f[Signal::SimilarProjects as usize] = query.similar_projects.get(&candidate).map_or(0.0, |s| s.sum);
         f[Signal::SameCluster as usize] =

@@ -195,10 +195,12 @@ impl FittedModel {
             list.sort_by_key(|&f| (std::cmp::Reverse(graph.collaborations(f)), f));
             list.truncate(2_000);
         }
+        let hot = super::hot::HotMeta::build(&meta);
         FittedModel {
             generation,
             params,
             ids,
+            hot,
             meta,
             phrases,
             text,

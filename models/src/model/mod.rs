@@ -14,6 +14,7 @@
 mod explain;
 mod features;
 mod fit;
+mod hot;
 mod query;
 mod sectors;
 mod training;
@@ -99,13 +100,6 @@ impl FirmMeta {
     /// NUTS-2 level of the region (`DK04` of `DK041`).
     pub fn region2(&self) -> Option<&str> {
         self.region.as_deref().map(|r| r.get(..4).unwrap_or(r))
-    }
-
-    /// Whether `other` is the same organisation under another id: the same
-    /// website domain, or the same normalised name in the same country.
-    pub fn same_organisation(&self, other: &FirmMeta) -> bool {
-        (self.domain.is_some() && self.domain == other.domain)
-            || (!self.name_key.is_empty() && self.name_key == other.name_key && self.country == other.country)
     }
 }
 
@@ -217,6 +211,9 @@ pub struct FittedModel {
     pub firms_by_row: Vec<Vec<u32>>,
     #[serde(skip)]
     lookup: HashMap<String, u32>,
+    /// `meta` packed for scoring ([`hot::HotMeta`]).
+    #[serde(skip)]
+    hot: hot::HotMeta,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -252,6 +249,7 @@ impl FittedModel {
         self.firm_projects = firm_projects(self.ids.len(), &self.projects);
         self.phrases = PhraseVectors::build(&self.text, &self.meta);
         self.lookup = self.ids.iter().enumerate().map(|(i, id)| (id.clone(), i as u32)).collect();
+        self.hot = hot::HotMeta::build(&self.meta);
     }
 
     pub fn embedding(&self, firm: u32) -> ArrayView1<'_, f32> {

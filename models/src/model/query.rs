@@ -59,17 +59,18 @@ impl FittedModel {
     /// listing, not a financial vehicle (unless asked for), and on the asked side
     /// of the value chain.
     pub fn proposable(&self, query: &PreparedQuery, candidate: u32, include_financial_vehicles: bool) -> bool {
-        let meta = &self.meta[candidate as usize];
-        if meta.financial_vehicle && !include_financial_vehicles {
+        let hot = self.hot.get(candidate);
+        if hot.financial_vehicle && !include_financial_vehicles {
             return false;
         }
-        if query.anchors.iter().any(|&a| a == candidate || self.meta[a as usize].same_organisation(meta)) {
+        if query.anchors.iter().any(|&a| a == candidate || self.hot.get(a).same_organisation(hot)) {
             return false;
         }
         match query.relation {
             Relation::Any => true,
             relation => {
-                valuechain::table().directed_strength(&query.rows, &meta.rows, relation == Relation::Supplier) > 0.0
+                let rows = self.hot.rows(candidate);
+                valuechain::table().directed_strength(&query.rows, rows, relation == Relation::Supplier) > 0.0
             }
         }
     }
