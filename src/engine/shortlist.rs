@@ -104,7 +104,7 @@ impl Engine {
     /// more firms at the table its fit to the whole group ([`group_relevance`]).
     pub fn relevance(&self, model: &FittedModel, query: &PreparedQuery, candidates: &[u32]) -> Vec<f32> {
         if query.anchors.len() < 2 {
-            return candidates.iter().map(|&c| model.score(query, c).score).collect();
+            return model.scores(query, candidates);
         }
         group_relevance(model, query, candidates)
     }
