@@ -23,7 +23,11 @@ impl FittedModel {
     pub fn scores(&self, query: &PreparedQuery, candidates: &[u32]) -> Vec<f32> {
         let dots: Vec<(f32, f32)> = candidates.iter().map(|&c| self.text_dots(query, c)).collect();
         let weights = self.weights_for(query);
-        candidates.iter().zip(dots).map(|(&c, dots)| weights.score(&self.features_given(query, c, dots)).score).collect()
+        candidates
+            .iter()
+            .zip(dots)
+            .map(|(&c, dots)| weights.score(&self.features_given(query, c, dots)).score)
+            .collect()
     }
 
     /// The candidate's text similarity to the opportunity and to the anchors.

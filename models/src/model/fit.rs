@@ -196,6 +196,7 @@ impl FittedModel {
             list.truncate(2_000);
         }
         let hot = super::hot::HotMeta::build(&meta);
+        let row_scans = firms_by_row.iter().map(|firms| clusters.subset_scan(firms)).collect();
         FittedModel {
             generation,
             params,
@@ -219,6 +220,7 @@ impl FittedModel {
             project_texts,
             firm_projects,
             firms_by_row,
+            row_scans,
             lookup,
         }
     }

@@ -214,6 +214,9 @@ pub struct FittedModel {
     /// `meta` packed for scoring ([`hot::HotMeta`]).
     #[serde(skip)]
     hot: hot::HotMeta,
+    /// `firms_by_row`'s quantised embeddings, for the day-one sector scans.
+    #[serde(skip)]
+    row_scans: Vec<crate::cluster::SubsetScan>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -250,6 +253,7 @@ impl FittedModel {
         self.phrases = PhraseVectors::build(&self.text, &self.meta);
         self.lookup = self.ids.iter().enumerate().map(|(i, id)| (id.clone(), i as u32)).collect();
         self.hot = hot::HotMeta::build(&self.meta);
+        self.row_scans = self.firms_by_row.iter().map(|firms| self.clusters.subset_scan(firms)).collect();
     }
 
     pub fn embedding(&self, firm: u32) -> ArrayView1<'_, f32> {

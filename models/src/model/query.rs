@@ -30,6 +30,8 @@ pub struct PreparedQuery {
     /// The vector retrieval and clustering use: text and anchors combined.
     pub combined: Option<Array1<f32>>,
     pub cluster: Option<u32>,
+    /// Every cluster, the nearest `combined` first (empty without it).
+    clusters_by_closeness: Vec<u32>,
     pub rows: Vec<usize>,
     pub(super) partners_of_partners: HashMap<u32, (f32, u16)>,
     /// Firms of the past collaborations most similar to the query.
@@ -95,7 +97,8 @@ impl FittedModel {
             (Some(v), None) | (None, Some(v)) => Some(v.clone()),
             (None, None) => None,
         };
-        let cluster = combined.as_ref().and_then(|v| self.clusters.nearest(v.view(), 1).first().copied());
+        let clusters_by_closeness = combined.as_ref().map_or_else(Vec::new, |v| self.clusters.order(v.view()));
+        let cluster = clusters_by_closeness.first().copied();
         let mut rows: Vec<usize> =
             query.anchors.iter().flat_map(|&a| self.meta[a as usize].rows.iter().map(|&r| r as usize)).collect();
         rows.sort_unstable();
@@ -131,6 +134,7 @@ impl FittedModel {
             anchor_profile,
             combined,
             cluster,
+            clusters_by_closeness,
             rows,
             partners_of_partners: self.graph.partners_of_partners(&query.anchors),
             similar_projects,
@@ -157,7 +161,8 @@ impl FittedModel {
             let per_source = if self.without_history(query) { per_source * 2 } else { per_source };
             let probes = (self.clusters.lists.len() / 16).clamp(4, 32);
             let budget = (per_source * 20).max(2_000);
-            for (firm, _) in self.clusters.nearest_firms(vector.view(), probes, budget, per_source) {
+            let order = &query.clusters_by_closeness;
+            for (firm, _) in self.clusters.nearest_firms(vector.view(), order, probes, budget, per_source) {
                 push(firm, &mut out);
             }
         }
@@ -185,31 +190,24 @@ impl FittedModel {
         // the nearest quarter of the clusters is scanned (the whole sector when
         // they hold too few of its firms). Scanning each linked sector's 2,000
         // firms was most of a day-one request's time.
-        let near_clusters: Option<Vec<bool>> = query.combined.as_ref().filter(|_| day_one).map(|vector| {
+        let near_clusters: Option<Vec<bool>> = query.combined.as_ref().filter(|_| day_one).map(|_| {
             let mut near = vec![false; self.clusters.lists.len()];
-            for cluster in self.clusters.nearest(vector.view(), (self.clusters.lists.len() / 4).max(1)) {
+            for &cluster in query.clusters_by_closeness.iter().take((self.clusters.lists.len() / 4).max(1)) {
                 near[cluster as usize] = true;
             }
             near
         });
         for (row, _) in valuechain::table().partner_rows(&query.rows, 6) {
-            let firms = &self.firms_by_row[row];
             let take = per_source / 6 + 1;
             match (&query.combined, &near_clusters) {
                 (Some(vector), Some(near)) => {
-                    let nearby: Vec<u32> = firms
-                        .iter()
-                        .copied()
-                        .filter(|&f| near[self.clusters.assignment[f as usize] as usize])
-                        .collect();
-                    let scanned = if nearby.len() >= take { &nearby } else { firms };
                     let query = vector.as_slice().expect("owned vectors are contiguous");
-                    for (firm, _) in self.clusters.nearest_among(scanned, query, take) {
+                    for (firm, _) in self.row_scans[row].nearest(query, near, take, take) {
                         push(firm, &mut out);
                     }
                 }
                 _ => {
-                    for &firm in firms.iter().take(take) {
+                    for &firm in self.firms_by_row[row].iter().take(take) {
                         push(firm, &mut out);
                     }
                 }
