@@ -59,8 +59,8 @@ impl TieGraph {
     /// Partners of `anchors` weighted by how exclusive each shared partner is
     /// (resource allocation: a partner with few partners passes more weight), with
     /// the number of distinct shared partners. Anchors themselves are left out.
-    pub fn partners_of_partners(&self, anchors: &[u32]) -> std::collections::HashMap<u32, (f32, u16)> {
-        let mut scores: std::collections::HashMap<u32, (f32, u16)> = std::collections::HashMap::new();
+    pub fn partners_of_partners(&self, anchors: &[u32]) -> rustc_hash::FxHashMap<u32, (f32, u16)> {
+        let mut scores: rustc_hash::FxHashMap<u32, (f32, u16)> = rustc_hash::FxHashMap::default();
         for &anchor in anchors {
             for &(middle, _) in self.partners(anchor) {
                 let middle_partners = self.partners(middle);

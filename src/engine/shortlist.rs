@@ -2,7 +2,7 @@
 //! filtered, scored (a group at the table by its fit to the whole group) and
 //! explained signal by signal, with plain-language reasons.
 
-use std::collections::HashSet;
+use rustc_hash::FxHashSet;
 
 use klynge_index::TextField;
 use klynge_models::model::{FittedModel, PreparedQuery, Query, Reason, pair_features};
@@ -50,7 +50,7 @@ impl Engine {
         let (anchors, text) = self.resolve_anchors(model, &request.anchors, request.opportunity.clone())?;
         let query = model.prepare_with(&Query { anchors: anchors.clone(), text }, request.filters.relation);
         let candidates = self.candidates(model, &query)?;
-        let excluded: HashSet<u32> = request.filters.exclude.iter().filter_map(|id| model.position(id)).collect();
+        let excluded: FxHashSet<u32> = request.filters.exclude.iter().filter_map(|id| model.position(id)).collect();
         let include_vehicles = request.filters.include_financial_vehicles;
         let kept: Vec<u32> = candidates
             .iter()
@@ -127,7 +127,7 @@ impl Engine {
     /// everyone's offers (and back).
     pub fn candidates(&self, model: &FittedModel, query: &PreparedQuery) -> Result<Vec<u32>, EngineError> {
         let mut candidates = model.candidates(query, PER_SOURCE);
-        let mut seen: HashSet<u32> = candidates.iter().copied().chain(query.anchors.iter().copied()).collect();
+        let mut seen: FxHashSet<u32> = candidates.iter().copied().chain(query.anchors.iter().copied()).collect();
         let mut searches: Vec<(String, TextField, usize)> = Vec::new();
         if !query.key_terms.is_empty() {
             searches.push((query.key_terms.join(" "), TextField::Body, PER_SOURCE));

@@ -2,7 +2,7 @@
 //! once (its vectors, sectors, partners of partners, similar past projects, key
 //! terms) and the candidates the model itself proposes for it.
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use ndarray::Array1;
 
@@ -33,9 +33,9 @@ pub struct PreparedQuery {
     /// Every cluster, the nearest `combined` first (empty without it).
     clusters_by_closeness: Vec<u32>,
     pub rows: Vec<usize>,
-    pub(super) partners_of_partners: HashMap<u32, (f32, u16)>,
+    pub(super) partners_of_partners: FxHashMap<u32, (f32, u16)>,
     /// Firms of the past collaborations most similar to the query.
-    pub(super) similar_projects: HashMap<u32, SimilarProjects>,
+    pub(super) similar_projects: FxHashMap<u32, SimilarProjects>,
     /// The opportunity's most distinctive terms, heaviest first: its BM25 query,
     /// and what a profile is shown to share with it.
     pub key_terms: Vec<String>,
@@ -147,7 +147,7 @@ impl FittedModel {
     /// partners, experienced firms of complementary sectors, and the most
     /// experienced firms overall. The service adds BM25 matches from the index.
     pub fn candidates(&self, query: &PreparedQuery, per_source: usize) -> Vec<u32> {
-        let mut seen: HashSet<u32> = query.anchors.iter().copied().collect();
+        let mut seen: FxHashSet<u32> = query.anchors.iter().copied().collect();
         let mut out = Vec::new();
         let mut push = |firm: u32, out: &mut Vec<u32>| {
             if seen.insert(firm) {
@@ -238,9 +238,9 @@ impl FittedModel {
 
     /// Sums, per firm, the similarity of the query to the past collaborations it was
     /// in, over the most similar collaborations only.
-    fn similar_projects(&self, query: &[(u32, f32)]) -> HashMap<u32, SimilarProjects> {
+    fn similar_projects(&self, query: &[(u32, f32)]) -> FxHashMap<u32, SimilarProjects> {
         const TOP: usize = 30;
-        let mut out: HashMap<u32, SimilarProjects> = HashMap::new();
+        let mut out: FxHashMap<u32, SimilarProjects> = FxHashMap::default();
         // Best first, so a member's first project is its most similar one.
         for (project, score) in self.project_texts.most_similar(query, TOP) {
             for &member in &self.projects[project as usize] {
