@@ -225,7 +225,11 @@ fn shortlist_body(shortlist: &Shortlist, firm: Option<String>) -> Vec<u8> {
         model_generation: shortlist.model_generation,
         partners: &shortlist.partners,
     };
-    serde_json::to_vec(&answer).expect("serialisable")
+    // Sized for the answer up front: a partner is about a kilobyte of JSON, and
+    // growing the buffer from empty copied each answer several times over.
+    let mut body = Vec::with_capacity(512 + 1_280 * answer.partners.len());
+    serde_json::to_writer(&mut body, &answer).expect("serialisable");
+    body
 }
 
 #[utoipa::path(get, path = "/v1/admin/model", tag = "admin",

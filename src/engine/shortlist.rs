@@ -52,12 +52,9 @@ impl Engine {
         let candidates = self.candidates(model, &query)?;
         let excluded: FxHashSet<u32> = request.filters.exclude.iter().filter_map(|id| model.position(id)).collect();
         let include_vehicles = request.filters.include_financial_vehicles;
-        let kept: Vec<u32> = candidates
-            .iter()
-            .copied()
-            .filter(|c| !excluded.contains(c) && self.passes(model, *c, &request.filters))
-            .filter(|&c| model.proposable(&query, c, include_vehicles))
-            .collect();
+        let kept = model.proposable_among(&query, &candidates, include_vehicles, |c| {
+            !excluded.contains(&c) && self.passes(model, c, &request.filters)
+        });
         let scores = self.relevance(model, &query, &kept);
         let mut scored: Vec<(u32, f32)> =
             kept.into_iter().zip(scores).filter(|(_, score)| *score >= request.filters.min_score).collect();

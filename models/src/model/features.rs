@@ -113,9 +113,9 @@ impl FittedModel {
 }
 
 /// Asks the processor to bring `data` into its caches, without waiting for it.
-fn prefetch(data: &[f32]) {
+pub(super) fn prefetch<T>(data: &[T]) {
     #[cfg(target_arch = "x86_64")]
-    for line in data.chunks(16) {
+    for line in data.chunks((64 / std::mem::size_of::<T>().max(1)).max(1)) {
         // SAFETY: a prefetch is a hint; it reads nothing the program sees and
         // cannot fault, and the pointer is to live memory anyway.
         unsafe {

@@ -82,6 +82,11 @@ impl HotMeta {
         &self.records[firm as usize]
     }
 
+    /// Starts fetching the firm's record into the caches (see [`super::features::prefetch`]).
+    pub fn prefetch(&self, firm: u32) {
+        super::features::prefetch(std::slice::from_ref(&self.records[firm as usize]));
+    }
+
     /// The firm's rows of the input-output table.
     pub fn rows(&self, firm: u32) -> &[u16] {
         let hot = &self.records[firm as usize];

@@ -77,6 +77,33 @@ impl FittedModel {
         }
     }
 
+    /// The `candidates` that `keep` and [`FittedModel::proposable`] both accept,
+    /// in order. Each candidate's record is asked for a few candidates ahead: this
+    /// is the first time a request reads them, and waiting for each in turn was
+    /// a twentieth of a request.
+    pub fn proposable_among(
+        &self,
+        query: &PreparedQuery,
+        candidates: &[u32],
+        include_financial_vehicles: bool,
+        keep: impl Fn(u32) -> bool,
+    ) -> Vec<u32> {
+        const AHEAD: usize = 8;
+        for &candidate in candidates.iter().take(AHEAD) {
+            self.hot.prefetch(candidate);
+        }
+        let mut kept = Vec::with_capacity(candidates.len());
+        for (i, &candidate) in candidates.iter().enumerate() {
+            if let Some(&next) = candidates.get(i + AHEAD) {
+                self.hot.prefetch(next);
+            }
+            if keep(candidate) && self.proposable(query, candidate, include_financial_vehicles) {
+                kept.push(candidate);
+            }
+        }
+        kept
+    }
+
     /// [`FittedModel::prepare`] for suppliers or customers only.
     pub fn prepare_with(&self, query: &Query, relation: Relation) -> PreparedQuery {
         let text = query.text.as_deref().filter(|t| !t.trim().is_empty()).map(|t| self.text.embed(t));
