@@ -251,16 +251,26 @@ fn search_request(params: SearchParams) -> Result<SearchRequest, ApiError> {
     if params.q.as_ref().is_some_and(|q| q.chars().count() > 1000) {
         return Err(ApiError::invalid("q", "q must be at most 1000 characters"));
     }
-    let filter = profile_filter(
-        params.kind.as_deref(),
-        params.country.as_deref(),
-        params.region.as_deref(),
-        params.sector.as_deref(),
-        params.size.as_deref(),
-        params.sme,
-    )?;
+    let filter = profile_filter_of!(params)?;
     Ok(SearchRequest { query: params.q, filter, limit, offset })
 }
+
+/// [`profile_filter`] of a request's six profile fields (`kind`, `country`,
+/// `region`, `sector`, `size`, `sme`). Each request type declares them itself:
+/// a flattened shared struct could not refuse unknown fields.
+macro_rules! profile_filter_of {
+    ($request:expr) => {
+        $crate::api::firms::profile_filter(
+            $request.kind.as_deref(),
+            $request.country.as_deref(),
+            $request.region.as_deref(),
+            $request.sector.as_deref(),
+            $request.size.as_deref(),
+            $request.sme,
+        )
+    };
+}
+pub(crate) use profile_filter_of;
 
 /// The profile filter of a search or a recommendation, each field checked and
 /// normalised (a bad one is 422 naming it).

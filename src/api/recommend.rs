@@ -9,7 +9,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::IntoParams;
 
-use crate::api::firms::{checked_id, profile_filter, request_digest};
+use crate::api::firms::{checked_id, profile_filter_of, request_digest};
 use crate::api::{json_bytes, query, read_body};
 use crate::engine::{Filters, Partner, ProfileFilter, Relation, Shortlist, ShortlistRequest};
 use crate::error::{ApiError, ErrorCode};
@@ -104,14 +104,7 @@ pub async fn partners(
         })
         .transpose()?
         .unwrap_or_default();
-    let profile = profile_filter(
-        params.kind.as_deref(),
-        params.country.as_deref(),
-        params.region.as_deref(),
-        params.sector.as_deref(),
-        params.size.as_deref(),
-        params.sme,
-    )?;
+    let profile = profile_filter_of!(params)?;
     let mut filters = filters(profile, exclude, params.min_score)?;
     filters.relation = parse_relation(params.relation.as_deref())?;
     filters.include_financial_vehicles = params.include_financial_vehicles.unwrap_or(false);
@@ -143,14 +136,7 @@ pub async fn shortlist(
         .map(|id| checked_id(id).map_err(|e| e.with_field("anchor")))
         .collect::<Result<Vec<_>, _>>()?;
     let exclude = body.exclude.iter().map(|id| checked_exclude(id)).collect::<Result<Vec<_>, _>>()?;
-    let profile = profile_filter(
-        body.kind.as_deref(),
-        body.country.as_deref(),
-        body.region.as_deref(),
-        body.sector.as_deref(),
-        body.size.as_deref(),
-        body.sme,
-    )?;
+    let profile = profile_filter_of!(body)?;
     let mut filters = filters(profile, exclude, body.min_score)?;
     filters.relation = parse_relation(body.relation.as_deref())?;
     filters.include_financial_vehicles = body.include_financial_vehicles;
