@@ -9,11 +9,6 @@ use klynge_models::Collaboration;
 use super::{Engine, SearchRequest, StoredFirm};
 
 impl Engine {
-    /// The stored profile of `id`, as it was written.
-    pub fn firm(&self, id: &str) -> Result<Option<StoredFirm>, IndexError> {
-        self.index.get_firm(id)
-    }
-
     /// The stored profile of `id` and the collaborations it is a member of (by id).
     pub fn firm_with_collaborations(&self, id: &str) -> Result<Option<(StoredFirm, Vec<Collaboration>)>, IndexError> {
         let Some(stored) = self.index.get_firm(id)? else {
