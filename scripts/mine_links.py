@@ -57,8 +57,11 @@ def domain(url):
 
 
 def main(out):
+    source = os.path.join(DATA, "firms", "firms.jsonl.gz")
+    if not os.path.exists(source):
+        sys.exit(f"no firm catalogue at {source}: set KLYNGE_SHARED_DATA to the shared data directory")
     profiles = []
-    with gzip.open(os.path.join(DATA, "firms", "firms.jsonl.gz"), "rt", encoding="utf-8") as f:
+    with gzip.open(source, "rt", encoding="utf-8") as f:
         for line in f:
             firm = json.loads(line)
             # The profile id firms_to_profiles.py gives the firm.
