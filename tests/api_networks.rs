@@ -214,6 +214,10 @@ async fn networks_refuse_impossible_requests() {
     app.query_json("/v1/networks", &with(json!({"size": {"min": 5, "max": 51}}))).await.assert_invalid("size.max");
     app.query_json("/v1/networks", &with(json!({"size": {"min": 9, "max": 6}}))).await.assert_invalid("size");
     app.query_json("/v1/networks", &json!({"size": {"min": 5}})).await.assert_invalid("opportunity");
+    let padded = format!("dairy{}", " ".repeat(5000));
+    app.query_json("/v1/networks", &json!({"opportunity": padded, "size": {"min": 5}}))
+        .await
+        .assert_invalid("opportunity");
 
     let reply = app.query_json("/v1/networks", &with(json!({"anchor": ["dk-dairy", "ghost-firm"]}))).await;
     let error = reply.assert_invalid("anchor");

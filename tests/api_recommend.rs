@@ -185,6 +185,8 @@ async fn shortlists_rank_firms_for_an_opportunity() {
     app.query_json("/v1/shortlists", &json!({"opportunity": "   "})).await.assert_invalid("opportunity");
     app.query_json("/v1/shortlists", &json!({"k": 5})).await.assert_invalid("opportunity");
     app.query_json("/v1/shortlists", &json!({"opportunity": "x".repeat(5001)})).await.assert_invalid("opportunity");
+    let padded = format!("dairy{}", " ".repeat(5000));
+    app.query_json("/v1/shortlists", &json!({"opportunity": padded})).await.assert_invalid("opportunity");
     app.query_json("/v1/shortlists", &json!({"opportunity": "dairy", "budget": 5})).await.assert_invalid("budget");
     app.query_json("/v1/shortlists", &json!({"opportunity": "dairy", "k": 0})).await.assert_invalid("k");
     app.query_json("/v1/shortlists", &json!({"opportunity": "dairy", "kind": "robot"})).await.assert_invalid("kind");

@@ -129,6 +129,18 @@ async fn bad_feedback_is_refused_with_the_field_named() {
         (json!({"anchor": "dk-dairy", "firm": "dk-pack", "decision": "reject", "colour": "red"}), "colour"),
         (json!({"anchor": "dk-dairy", "firm": "dk-pack", "decision": "reject", "note": "x".repeat(2001)}), "note"),
         (json!(["not", "an", "object"]), "body"),
+        // Blank is not absent: the spec's pattern refuses it, whatever the scope.
+        (json!({"opportunity": "  ", "firm": "dk-pack", "decision": "accept", "scope": "everywhere"}), "opportunity"),
+        (json!({"opportunity": "", "firm": "dk-pack", "decision": "reject"}), "opportunity"),
+        // Limits count the text as sent, as the spec's maxLength does.
+        (
+            json!({"opportunity": format!("dairy{}", " ".repeat(5000)), "firm": "dk-pack", "decision": "reject"}),
+            "opportunity",
+        ),
+        (
+            json!({"anchor": "dk-dairy", "firm": "dk-pack", "decision": "reject", "author": format!("a{}", " ".repeat(200))}),
+            "author",
+        ),
     ];
     for (body, field) in cases {
         let reply = app.post_json("/v1/feedback", &body).await;

@@ -135,9 +135,14 @@ fn validate(value: &Value) -> Result<Record, ApiError> {
     if let Some(unknown) = object.keys().find(|key| !FIELDS.contains(&key.as_str())) {
         return Err(ApiError::invalid(unknown.clone(), format!("unknown field `{unknown}`; fields are {FIELDS:?}")));
     }
-    let text = |field: &str| -> Result<Option<String>, ApiError> {
+    // Free texts: the length limit is the spec's `maxLength`, so it counts the text as
+    // sent; surrounding spaces are then dropped, and a blank text is no text.
+    let text = |field: &str, max: usize| -> Result<Option<String>, ApiError> {
         match object.get(field) {
             None | Some(Value::Null) => Ok(None),
+            Some(Value::String(text)) if text.chars().count() > max => {
+                Err(ApiError::invalid(field, format!("{field} must be at most {max} characters")))
+            }
             Some(Value::String(text)) => Ok(Some(text.trim().to_string()).filter(|t| !t.is_empty())),
             Some(_) => Err(ApiError::invalid(field, format!("`{field}` must be a string"))),
         }
@@ -165,12 +170,11 @@ fn validate(value: &Value) -> Result<Record, ApiError> {
             .ok_or_else(|| ApiError::invalid("scope", format!("scope `{scope}` is not anchor or everywhere")))?,
     };
     let anchor = id("anchor")?;
-    let opportunity = text("opportunity")?;
-    if opportunity.as_ref().is_some_and(|t| t.chars().count() > MAX_OPPORTUNITY) {
-        return Err(ApiError::invalid(
-            "opportunity",
-            format!("opportunity must be at most {MAX_OPPORTUNITY} characters"),
-        ));
+    let opportunity = text("opportunity", MAX_OPPORTUNITY)?;
+    // A blank opportunity is a mistake, not "no opportunity": with scope `anchor`
+    // it would silently widen the decision, and the spec's pattern refuses it.
+    if opportunity.is_none() && object.get("opportunity").is_some_and(Value::is_string) {
+        return Err(ApiError::invalid("opportunity", "opportunity must not be blank; leave it out instead"));
     }
     if scope == Scope::Anchor && anchor.is_none() && opportunity.is_none() {
         return Err(ApiError::invalid(
@@ -181,14 +185,8 @@ fn validate(value: &Value) -> Result<Record, ApiError> {
     if anchor.as_ref() == Some(&firm) {
         return Err(ApiError::invalid("firm", "a firm cannot be proposed to itself"));
     }
-    let note = text("note")?;
-    if note.as_ref().is_some_and(|t| t.chars().count() > MAX_NOTE) {
-        return Err(ApiError::invalid("note", format!("note must be at most {MAX_NOTE} characters")));
-    }
-    let author = text("author")?;
-    if author.as_ref().is_some_and(|t| t.chars().count() > MAX_AUTHOR) {
-        return Err(ApiError::invalid("author", format!("author must be at most {MAX_AUTHOR} characters")));
-    }
+    let note = text("note", MAX_NOTE)?;
+    let author = text("author", MAX_AUTHOR)?;
     Ok(Record { id: String::new(), time: String::new(), anchor, opportunity, firm, decision, scope, note, author })
 }
 

@@ -1121,7 +1121,8 @@
     const request = built.request || {};
     const body = { firm: member.id, decision };
     if (request.anchor && request.anchor.length) body.anchor = request.anchor[0];
-    if (request.opportunity) body.opportunity = request.opportunity;
+    const opportunity = (request.opportunity || '').trim();
+    if (opportunity) body.opportunity = opportunity;
     button.disabled = true;
     try {
       await api('POST', '/v1/feedback', { body });
