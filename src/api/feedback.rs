@@ -171,8 +171,9 @@ fn validate(value: &Value) -> Result<Record, ApiError> {
     };
     let anchor = id("anchor")?;
     let opportunity = text("opportunity", MAX_OPPORTUNITY)?;
-    // A blank opportunity is a mistake, not "no opportunity": with scope `anchor`
-    // it would silently widen the decision, and the spec's pattern refuses it.
+    // A blank opportunity is refused rather than read as none (as note and author
+    // are): the spec's pattern says so, and a caller who sends one has lost the
+    // text the decision was about.
     if opportunity.is_none() && object.get("opportunity").is_some_and(Value::is_string) {
         return Err(ApiError::invalid("opportunity", "opportunity must not be blank; leave it out instead"));
     }
