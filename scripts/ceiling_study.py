@@ -141,6 +141,7 @@ def main():
     print(f"{len(wanted)} dev queries, {args.lock} locked, {len(y)} candidates ({y.sum()} real members)")
     if args.klynge:
         print(f"klynge's own ranking, top size-1-L: {precision(-x[:, -1]):.3f}")
+
     def fitted(x, make):
         score = np.zeros(len(y))
         for fold in folds:

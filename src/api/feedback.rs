@@ -19,7 +19,6 @@ use crate::state::AppState;
 
 const MAX_NOTE: usize = 2000;
 const MAX_AUTHOR: usize = 200;
-const MAX_OPPORTUNITY: usize = 5000;
 const MAX_LIMIT: usize = 1000;
 const MAX_OFFSET: usize = 1_000_000;
 
@@ -170,7 +169,7 @@ fn validate(value: &Value) -> Result<Record, ApiError> {
             .ok_or_else(|| ApiError::invalid("scope", format!("scope `{scope}` is not anchor or everywhere")))?,
     };
     let anchor = id("anchor")?;
-    let opportunity = text("opportunity", MAX_OPPORTUNITY)?;
+    let opportunity = text("opportunity", crate::api::MAX_OPPORTUNITY)?;
     // A blank opportunity is refused rather than read as none (as note and author
     // are): the spec's pattern says so, and a caller who sends one has lost the
     // text the decision was about.

@@ -351,6 +351,22 @@ pub fn json_bytes(body: Arc<[u8]>, cache: &'static str) -> HttpResponse {
         .body(web::Bytes::from_owner(body))
 }
 
+/// Longest opportunity text a request may carry (the spec's `maxLength`).
+pub const MAX_OPPORTUNITY: usize = 5000;
+
+/// An opportunity text as shortlists, networks and feedback take it: the limit
+/// counts the text as sent (as `maxLength` does), then surrounding spaces go and
+/// a blank text is `None`; each caller decides what a blank one means.
+pub fn opportunity_text(raw: &str) -> Result<Option<String>, ApiError> {
+    if raw.chars().count() > MAX_OPPORTUNITY {
+        return Err(ApiError::invalid(
+            "opportunity",
+            format!("opportunity must be at most {MAX_OPPORTUNITY} characters"),
+        ));
+    }
+    Ok(Some(raw.trim().to_string()).filter(|t| !t.is_empty()))
+}
+
 /// Every unmatched path answers a JSON 404, not actix's empty body.
 pub async fn not_found(request: HttpRequest) -> Result<HttpResponse, ApiError> {
     Err(ApiError::not_found(format!("no route for {} {}", request.method(), request.path())))

@@ -229,10 +229,7 @@ fn reply(request: &HttpRequest, json_body: Arc<[u8]>, outcome: &'static str, fil
 }
 
 fn validate(body: NetworkBody) -> Result<NetworkRequest, ApiError> {
-    if body.opportunity.as_ref().is_some_and(|t| t.chars().count() > 5000) {
-        return Err(ApiError::invalid("opportunity", "opportunity must be at most 5000 characters"));
-    }
-    let opportunity = body.opportunity.map(|t| t.trim().to_string()).filter(|t| !t.is_empty());
+    let opportunity = body.opportunity.as_deref().map(crate::api::opportunity_text).transpose()?.flatten();
     if body.anchor.is_empty() && opportunity.is_none() {
         return Err(ApiError::invalid("opportunity", "give an opportunity text, anchor firms, or both"));
     }

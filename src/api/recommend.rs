@@ -120,13 +120,8 @@ pub async fn shortlist(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let body: ShortlistBody = parse_json_body(&state, &request, payload).await?;
-    if body.opportunity.chars().count() > 5000 {
-        return Err(ApiError::invalid("opportunity", "opportunity must be at most 5000 characters"));
-    }
-    let opportunity = body.opportunity.trim().to_string();
-    if opportunity.is_empty() {
-        return Err(ApiError::invalid("opportunity", "opportunity must describe the business opportunity"));
-    }
+    let opportunity = crate::api::opportunity_text(&body.opportunity)?
+        .ok_or_else(|| ApiError::invalid("opportunity", "opportunity must describe the business opportunity"))?;
     if body.anchor.len() > 50 {
         return Err(ApiError::invalid("anchor", "at most 50 anchors"));
     }
